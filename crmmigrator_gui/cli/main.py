@@ -1,0 +1,202 @@
+"""The headless CLI: a thin face on the engine, following the contract in PRODUCT.md.
+
+``--json`` prints exactly one JSON document on stdout; progress and human text go to stderr.
+Errors print one line (no traceback unless ``--debug``) and exit with the contract's codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from crmmigrator_gui import __version__
+from crmmigrator_gui.engine.errors import MigratorError, UsageError
+from crmmigrator_gui.engine.progress import ProgressEvent
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # usage errors exit 2, per the contract
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    p = _Parser(prog="crmmigrator", description="Migrate field-service data into Dynamics 365 Sales.",
+                parents=[common])
+    p.add_argument("--version", action="version", version=f"crmmigrator {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("new", parents=[common], help="create a project file")
+    s.add_argument("project")
+    s.add_argument("--source", required=True, choices=["dispatchpro", "qdispatch", "servicetracker", "octopuspro",
+                                                        "generic"])
+    s.add_argument("--target", required=True, choices=["dynamics365", "salesforce"])
+    s.add_argument("--edition", choices=["professional", "enterprise"], default="enterprise")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("connect", parents=[common], help="set the source or target connection")
+    s.add_argument("project")
+    s.add_argument("side", choices=["source", "target"])
+    s.add_argument("--url")
+    s.add_argument("--token-url")
+    s.add_argument("--auth", choices=["sandbox", "client-credentials", "device-code", "browser", "jwt",
+                                      "static-token"])
+    s.add_argument("--tenant")
+    s.add_argument("--client-id")
+    s.add_argument("--username")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--secret-env")
+    g.add_argument("--secret-stdin", action="store_true")
+    s.add_argument("--app-key-env")
+    s.add_argument("--test", action="store_true", help="also test the connection")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("import", parents=[common], help="import export files or folders")
+    s.add_argument("project")
+    s.add_argument("paths", nargs="+")
+    s.add_argument("--object")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("automap", parents=[common], help="propose the field map")
+    s.add_argument("project")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("map", parents=[common], help="show, accept or set the map")
+    s.add_argument("project")
+    msub = s.add_subparsers(dest="map_command", required=True, parser_class=_Parser)
+    m = msub.add_parser("show", parents=[common])
+    m.add_argument("--json", action="store_true")
+    m = msub.add_parser("accept", parents=[common])
+    mg = m.add_mutually_exclusive_group(required=True)
+    mg.add_argument("--all", action="store_true")
+    mg.add_argument("--min-confidence", type=float)
+    m.add_argument("--by")
+    m.add_argument("--json", action="store_true")
+    m = msub.add_parser("set", parents=[common])
+    m.add_argument("source")
+    m.add_argument("target")
+    m.add_argument("--by")
+    m.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("schema", parents=[common], help="list or create the custom schema the map needs")
+    s.add_argument("project")
+    ssub = s.add_subparsers(dest="schema_command", required=True, parser_class=_Parser)
+    m = ssub.add_parser("manifest", parents=[common])
+    m.add_argument("--out")
+    m.add_argument("--json", action="store_true")
+    m = ssub.add_parser("apply", parents=[common])
+    m.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("load", parents=[common], help="load (or resume loading) into the destination")
+    s.add_argument("project")
+    s.add_argument("--batch-size", type=int, default=200)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("rollback", parents=[common], help="undo a run")
+    s.add_argument("project")
+    rg = s.add_mutually_exclusive_group()
+    rg.add_argument("--run", type=int)
+    rg.add_argument("--all", action="store_true")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("report", parents=[common], help="reconciliation report")
+    s.add_argument("project")
+    s.add_argument("--out")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("demo", parents=[common], help="generate an export and run every step into the sandbox")
+    s.add_argument("--source", default="octopuspro")
+    s.add_argument("--target", default="dynamics365")
+    s.add_argument("--records", type=int, default=2000)
+    s.add_argument("--dir", help="folder for the demo project (default: a new folder in the user data dir)")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("sandbox", parents=[common], help="embedded emulators")
+    bsub = s.add_subparsers(dest="sandbox_command", required=True, parser_class=_Parser)
+    m = bsub.add_parser("serve", parents=[common])
+    m.add_argument("--port", type=int, default=0)
+    m.add_argument("--data")
+    m.add_argument("--faults")
+    m.add_argument("--tls", action="store_true")
+    return p
+
+
+class _StderrProgress:
+    """Adapts engine progress events to throttled stderr lines (about 2 a second)."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+        self._last_key: tuple[str, str] | None = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        now = time.monotonic()
+        key = (event.step, event.obj)
+        finished = event.total and event.done >= event.total
+        if now - self._last < 0.5 and key == self._last_key and not finished:
+            return
+        self._last, self._last_key = now, key
+        rate = f" {event.rate:,.0f}/s" if event.rate else ""
+        total = f"/{event.total}" if event.total else ""
+        print(f"  {event.step} {event.obj}: {event.done}{total}{rate} {event.message}".rstrip(), file=sys.stderr)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str | None = None) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, default=str, ensure_ascii=False))
+    elif text is not None:
+        print(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except MigratorError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; run the step again to resume", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the contract: one line, no traceback without --debug
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def _open(path: str) -> Any:
+    from crmmigrator_gui.engine.project.store import Project
+
+    return Project.open(Path(path))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from crmmigrator_gui.cli import commands
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    return int(handler(args))
+
+
+def secret_from_args(args: argparse.Namespace) -> str | None:
+    if getattr(args, "secret_env", None):
+        value = os.environ.get(args.secret_env)
+        if not value:
+            raise UsageError(f"environment variable {args.secret_env} is empty or not set")
+        return value
+    if getattr(args, "secret_stdin", False):
+        return sys.stdin.readline().rstrip("\n")
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Reconciliation report: what the source held and what the destination now holds, per object.
+
+Built from the staging tables and the most recent live load run (one that was not rolled back),
+plus the exceptions the seeds ask to flag for the admin (refunds, partial payments).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crmmigrator_gui.engine.mapping.playbook import load_playbook
+from crmmigrator_gui.engine.mapping.transforms import TransformError, parse_money
+from crmmigrator_gui.engine.plan.order import load_order, role_columns
+from crmmigrator_gui.engine.project.store import Project
+from crmmigrator_gui.engine.run.results import summarize
+
+
+def build_report(project: Project) -> dict[str, Any]:
+    playbook = load_playbook(project.source, project.target, project.edition)
+    live = project.query(
+        "SELECT id, status, started_at, finished_at, requests, seconds FROM runs WHERE kind = 'load' AND status NOT IN "
+        "('rolled_back') ORDER BY id DESC LIMIT 1")
+    run = live[0] if live else None
+    summary = summarize(project, run["id"], kind="load", status=run["status"]) if run else None
+    by_obj = {o["source_object"]: o for o in (summary.objects if summary else [])}
+    objects = []
+    order = [p.obj for p in load_order(playbook, project.source_object_names())]
+    seen = []
+    for name in order:
+        if name in seen:
+            continue
+        seen.append(name)
+        counts = by_obj.get(name, {})
+        first_part = next(p for p in playbook.obj(name).parts)
+        loaded = sum(counts.get(k, 0) for k in ("created", "updated", "unchanged"))
+        objects.append({
+            "source_object": name,
+            "target_entity": first_part.entity,
+            "source_records": project.staged_count(name),
+            "loaded": loaded,
+            "failed": counts.get("failed", 0),
+            "skipped": counts.get("skipped", 0),
+            "created": counts.get("created", 0),
+            "updated": counts.get("updated", 0),
+            "unchanged": counts.get("unchanged", 0),
+        })
+    totals = {k: sum(o[k] for o in objects) for k in ("source_records", "loaded", "failed", "skipped")}
+    return {
+        "project": str(project.path),
+        "pair": playbook.title,
+        "edition": project.edition,
+        "run": run,
+        "objects": objects,
+        "totals": totals,
+        "failures": (summary.failures[:500] if summary else []),
+        "exceptions": payment_exceptions(project),
+        "runs": project.query("SELECT id, kind, status, started_at, finished_at, requests, seconds FROM runs "
+                              "ORDER BY id"),
+    }
+
+
+def payment_exceptions(project: Project) -> list[dict[str, Any]]:
+    """Refunds and partial payments, for the admin to reconcile by hand (seed 004, Payment row)."""
+    if "payments" not in project.source_object_names():
+        return []
+    columns = role_columns(project)
+    amount_col = columns.get("payments", {}).get("amount")
+    invoice_col = columns.get("payments", {}).get("invoice_ref")
+    total_col = columns.get("invoices", {}).get("total")
+    if not amount_col:
+        return []
+    invoice_totals: dict[str, Any] = {}
+    if total_col and "invoices" in project.source_object_names():
+        for sid, raw in project.iter_staged("invoices"):
+            try:
+                invoice_totals[sid] = parse_money(str(raw.get(total_col) or ""))
+            except TransformError:
+                continue
+    paid: dict[str, Any] = {}
+    found = []
+    for sid, raw in project.iter_staged("payments"):
+        try:
+            amount = parse_money(str(raw.get(amount_col) or ""))
+        except TransformError:
+            continue
+        if amount < 0:
+            found.append({"source_object": "payments", "source_id": sid, "kind": "refund", "amount": str(amount)})
+        invoice = str(raw.get(invoice_col) or "") if invoice_col else ""
+        if invoice:
+            paid[invoice] = paid.get(invoice, 0) + amount
+    for invoice, amount in paid.items():
+        total = invoice_totals.get(invoice)
+        if total is not None and amount > total:
+            found.append({"source_object": "invoices", "source_id": invoice, "kind": "overpaid",
+                          "amount": str(amount), "total": str(total)})
+        elif total is not None and 0 < amount < total:
+            found.append({"source_object": "invoices", "source_id": invoice, "kind": "partially paid",
+                          "amount": str(amount), "total": str(total)})
+    return found
+
+
+def to_text(report: dict[str, Any]) -> str:
+    lines = [f"{report['pair']} ({report['edition']})", ""]
+    lines.append(f"{'object':<16}{'entity':<18}{'source':>8}{'loaded':>8}{'failed':>8}{'skipped':>8}")
+    for o in report["objects"]:
+        lines.append(f"{o['source_object']:<16}{o['target_entity']:<18}{o['source_records']:>8}{o['loaded']:>8}"
+                     f"{o['failed']:>8}{o['skipped']:>8}")
+    t = report["totals"]
+    lines.append(f"{'total':<34}{t['source_records']:>8}{t['loaded']:>8}{t['failed']:>8}{t['skipped']:>8}")
+    if report["exceptions"]:
+        lines.append(f"\n{len(report['exceptions'])} payment exception(s) to reconcile by hand")
+    return "\n".join(lines)
+
+
+def dumps(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, default=str, ensure_ascii=False)

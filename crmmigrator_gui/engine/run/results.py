@@ -1,0 +1,111 @@
+"""Run results in the CLI contract's JSON shape, computed from the crosswalk.
+
+Counting is per *source record*: a customer that became an account and a contact counts once,
+with the worst outcome of its parts (failed > skipped > created > updated > unchanged), so
+for every object created + updated + unchanged + failed + skipped = source records.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from crmmigrator_gui.engine.mapping.playbook import load_playbook
+from crmmigrator_gui.engine.plan.order import load_order, members_by_record
+from crmmigrator_gui.engine.project.store import Project
+
+PRECEDENCE = {"failed": 5, "skipped": 4, "created": 3, "updated": 2, "unchanged": 1}
+COUNT_KEYS = ("created", "updated", "unchanged", "failed", "skipped")
+
+_EXPLANATIONS = {
+    "0x80044331": "a value is longer than the destination column allows",
+    "0x80040217": "a record it points to does not exist at the destination",
+    "0x80048d19": "the request named a lookup the destination does not know",
+    "0x0": "the destination does not have one of the columns being written",
+    "0x80060892": "another record already carries this source id",
+    "0x80044a02": "the attachment is larger than the destination accepts",
+    "0x80040220": "the migration user lacks a privilege on this table",
+    "MISSING_PARENT": "its parent record was not loaded",
+    "BAD_VALUE": "a source value could not be converted",
+    "TOO_LONG": "a value is longer than the destination column allows",
+}
+
+
+def explain(code: str | None, message: str) -> str:
+    """Plain language first, the destination's own words after."""
+    plain = _EXPLANATIONS.get(code or "")
+    return f"{plain}: {message}" if plain and message else (plain or message)
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    kind: str
+    status: str
+    objects: list[dict[str, Any]]
+    requests: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "status": self.status,
+            "objects": self.objects,
+            "requests": self.requests,
+            "seconds": self.seconds,
+            "warnings": self.warnings,
+            "failures": self.failures[:200],
+        }
+
+    @property
+    def any_failed(self) -> bool:
+        return any(o["failed"] for o in self.objects)
+
+
+def summarize(project: Project, run_id: int, *, kind: str, status: str) -> RunResult:
+    playbook = load_playbook(project.source, project.target, project.edition)
+    actions: dict[tuple[str, str], str] = {}
+    failures = []
+    for row in project.query(
+        "SELECT part, source_id, action, error_code, error_message, source_object FROM crosswalk "
+        "WHERE run_id = ? AND action IN ('created','updated','unchanged','failed','skipped') ORDER BY seq",
+        (run_id,),
+    ):
+        actions[(row["part"], row["source_id"])] = row["action"]
+        if row["action"] in ("failed", "skipped"):
+            failures.append({"source_object": row["source_object"], "part": row["part"],
+                             "source_id": row["source_id"], "action": row["action"],
+                             "code": row["error_code"], "message": row["error_message"]})
+    objects = []
+    parts_by_obj = defaultdict(list)
+    for part in load_order(playbook, project.source_object_names()):
+        parts_by_obj[part.obj].append(part)
+    for obj_name, parts in parts_by_obj.items():
+        per_record: dict[str, str] = {}
+        part_counts = []
+        for part in parts:
+            counts = dict.fromkeys(COUNT_KEYS, 0)
+            for record_id, members in members_by_record(project, part).items():
+                action = actions.get((part.name, record_id))
+                if action is None:
+                    continue
+                counts[action] += 1
+                for sid in members:
+                    if PRECEDENCE[action] > PRECEDENCE.get(per_record.get(sid, ""), 0):
+                        per_record[sid] = action
+            part_counts.append({"part": part.name, "target_entity": part.entity, **counts})
+        totals = dict.fromkeys(COUNT_KEYS, 0)
+        for action in per_record.values():
+            totals[action] += 1
+        objects.append({
+            "source_object": obj_name,
+            "target_entity": parts[0].entity,
+            "source_records": project.staged_count(obj_name),
+            **totals,
+            "parts": part_counts,
+        })
+    return RunResult(run_id=run_id, kind=kind, status=status, objects=objects, failures=failures)

@@ -1,0 +1,323 @@
+"""Import export files into the project's staging tables.
+
+Each sheet or CSV is recognised as one of the playbook's source objects (by sheet/file name
+and by how many of its headers match the object's roles), its id column is found through
+the same synonyms the auto-mapper uses, and every row is staged with its source id, a row
+hash (for delta detection later) and the raw values. Columns that must never migrate
+(passwords) are dropped here, at ingest. The whole import is one transaction: a bad file
+leaves the project exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crmmigrator_gui.engine.errors import InputError, UsageError
+from crmmigrator_gui.engine.mapping.names import match_name, normalize
+from crmmigrator_gui.engine.mapping.playbook import Playbook, SourceObject, load_playbook
+from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
+from crmmigrator_gui.engine.project.store import Project, now_iso
+from crmmigrator_gui.engine.source.profile import profile_columns
+from crmmigrator_gui.engine.source.readers import SUPPORTED_SUFFIXES, SourceTable, open_tables
+
+NAME_THRESHOLD = 0.86
+CHUNK = 2000
+
+
+@dataclass
+class ImportedObject:
+    name: str
+    files: list[str]
+    records: int
+    columns: list[str]
+    id_field: str
+    dropped_columns: list[str] = field(default_factory=list)
+    duplicates_skipped: int = 0
+
+
+@dataclass
+class ImportResult:
+    batch_id: int
+    objects: list[ImportedObject]
+    warnings: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "objects": [
+                {
+                    "source_object": o.name,
+                    "records": o.records,
+                    "files": o.files,
+                    "id_field": o.id_field,
+                    "columns": len(o.columns),
+                    "dropped_columns": o.dropped_columns,
+                    "duplicates_skipped": o.duplicates_skipped,
+                }
+                for o in self.objects
+            ],
+            "warnings": self.warnings,
+        }
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files as given, and the supported files inside folders (sorted, not following symlinks out)."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise InputError("no such file or folder", file=str(path))
+        if path.is_dir():
+            root = path.resolve()
+            for child in sorted(path.iterdir()):
+                if child.name.startswith((".", "~$")) or child.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    continue
+                if child.is_symlink() and root not in child.resolve().parents:
+                    raise InputError("symbolic link points outside the chosen folder", file=str(child))
+                if child.is_file():
+                    files.append(child)
+        else:
+            files.append(path)
+    if not files:
+        raise InputError("no CSV, TSV or XLSX files found", file=", ".join(str(p) for p in paths))
+    return files
+
+
+def header_roles(obj: SourceObject, columns: list[str]) -> dict[str, tuple[str, float]]:
+    """Greedy one-to-one assignment of columns to roles by name score: role -> (column, score)."""
+    candidates = []
+    for column in columns:
+        for role in obj.roles.values():
+            result = match_name(column, role.synonyms)
+            if result.score >= NAME_THRESHOLD:
+                candidates.append((result.score, column, role.name))
+    candidates.sort(key=lambda c: (-c[0], columns.index(c[1])))
+    used_columns: set[str] = set()
+    assigned: dict[str, tuple[str, float]] = {}
+    for score, column, role in candidates:
+        if column in used_columns or role in assigned:
+            continue
+        assigned[role] = (column, score)
+        used_columns.add(column)
+    return assigned
+
+
+def recognise_object(playbook: Playbook, table: SourceTable) -> tuple[SourceObject, float]:
+    """Which source object a table holds: sheet/file name similarity plus header coverage."""
+    best: tuple[SourceObject | None, float] = (None, 0.0)
+    for obj in playbook.objects:
+        name_score = match_name(table.name, obj.sheet_aliases + (obj.name, obj.label)).score
+        roles = header_roles(obj, table.columns)
+        id_found = all(role in roles for role in obj.id_roles)
+        coverage = len(roles) / max(1, len(obj.roles))
+        score = 0.45 * name_score + 0.45 * coverage + (0.1 if id_found else -0.3)
+        if score > best[1]:
+            best = (obj, score)
+    if best[0] is None or best[1] < 0.35:
+        raise InputError(
+            "cannot tell which source object this sheet holds; name it with --object",
+            file=_where(table),
+        )
+    return best[0], best[1]
+
+
+def _where(table: SourceTable) -> str:
+    return f"{table.path.name}[{table.sheet}]" if table.sheet else table.path.name
+
+
+def row_hash(values: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def import_paths(
+    project: Project,
+    paths: list[Path],
+    *,
+    object_name: str | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> ImportResult:
+    """Import files or folders into staging as one transaction."""
+    playbook = load_playbook(project.source, project.target, project.edition)
+    if object_name is not None:
+        try:
+            playbook.obj(object_name)
+        except Exception as exc:
+            names = ", ".join(o.name for o in playbook.objects)
+            raise UsageError(f"unknown object {object_name!r}; choose one of {names}") from exc
+    files = expand_paths(paths)
+    tables: list[SourceTable] = []
+    for file in files:
+        tables.extend(open_tables(file))
+    warnings: list[str] = []
+    plan: list[tuple[SourceTable, SourceObject]] = []
+    for table in tables:
+        obj = playbook.obj(object_name) if object_name else recognise_object(playbook, table)[0]
+        plan.append((table, obj))
+        warnings.extend(f"{_where(table)}: {w}" for w in table.warnings)
+
+    results: dict[str, ImportedObject] = {}
+    with project.step("import", {"files": [str(f) for f in files]}):
+        batch_id = project.db.conn.execute(
+            "INSERT INTO import_batches (started_at, files, actor) VALUES (?, ?, 'importer')",
+            (now_iso(), json.dumps([str(f) for f in files])),
+        ).lastrowid
+        assert batch_id is not None
+        for table, obj in plan:
+            imported = _import_table(project, playbook, obj, table, batch_id, progress, cancel)
+            previous = results.get(obj.name)
+            if previous:
+                previous.records += imported.records
+                previous.files += imported.files
+                previous.columns += [c for c in imported.columns if c not in previous.columns]
+                previous.duplicates_skipped += imported.duplicates_skipped
+            else:
+                results[obj.name] = imported
+        for obj_name, imported in results.items():
+            _store_object(project, obj_name, imported, batch_id)
+    return ImportResult(batch_id=batch_id, objects=list(results.values()), warnings=warnings)
+
+
+def _import_table(
+    project: Project,
+    playbook: Playbook,
+    obj: SourceObject,
+    table: SourceTable,
+    batch_id: int,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+) -> ImportedObject:
+    where = _where(table)
+    roles = header_roles(obj, table.columns)
+    missing = [r for r in obj.id_roles if r not in roles]
+    if missing:
+        wanted = " / ".join(obj.roles[missing[0]].synonyms[:3])
+        raise InputError(f"no id column found for {obj.label} (expected one like {wanted})", file=where)
+    id_columns = [roles[r][0] for r in obj.id_roles]
+    id_indexes = [table.columns.index(c) for c in id_columns]
+    dropped = [
+        column
+        for role_name, (column, _score) in roles.items()
+        if obj.roles[role_name].do_not_migrate
+    ]
+    keep = [i for i, c in enumerate(table.columns) if c not in dropped]
+    columns = [table.columns[i] for i in keep]
+    seen: dict[str, tuple[int, str]] = {}
+    existing_rows = _existing_ids(project, obj.name)
+    batch: list[tuple[Any, ...]] = []
+    records = duplicates = 0
+    profile_rows: list[list[str | None]] = []
+    for row_number, values in table.iter_rows():
+        parts = [values[i] for i in id_indexes]
+        if any(p is None or not str(p).strip() for p in parts):
+            if len(id_columns) == 1:
+                raise InputError("the id is empty", file=where, row=row_number, column=id_columns[0])
+            parts = [p or "" for p in parts]
+        source_id = "|".join(str(p).strip() for p in parts)
+        raw = {table.columns[i]: values[i] for i in keep}
+        digest = row_hash(raw)
+        if source_id in seen:
+            first_row, first_hash = seen[source_id]
+            if first_hash == digest or len(id_columns) > 1:
+                if len(id_columns) > 1 and first_hash != digest:
+                    # Composite ids (form answers) can legitimately repeat: keep both.
+                    source_id = f"{source_id}#{row_number}"
+                else:
+                    duplicates += 1
+                    continue
+            else:
+                raise InputError(
+                    f"duplicate id {source_id!r} with different values (first seen on row {first_row})",
+                    file=where,
+                    row=row_number,
+                    column=id_columns[0],
+                )
+        seen[source_id] = (row_number, digest)
+        existing_rows.discard(source_id)
+        batch.append(
+            (obj.name, source_id, digest, batch_id, str(table.path), row_number, json.dumps(raw, ensure_ascii=False))
+        )
+        if len(profile_rows) < 200_000:
+            profile_rows.append([values[i] for i in keep])
+        records += 1
+        if len(batch) >= CHUNK:
+            _flush(project, batch)
+            batch.clear()
+            progress(ProgressEvent("import", obj.name, records, 0, message=where))
+            if cancel:
+                cancel.raise_if_cancelled()
+    _flush(project, batch)
+    if records == 0:
+        raise InputError("no data rows under the header", file=where, row=table.header_row)
+    profiles = profile_columns(columns, profile_rows)
+    project.db.conn.execute("DELETE FROM profiles WHERE object = ?", (obj.name,))
+    project.db.conn.executemany(
+        "INSERT OR REPLACE INTO profiles VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                obj.name,
+                p.name,
+                position,
+                p.inferred_type,
+                p.fill_rate,
+                p.distinct,
+                p.max_length,
+                p.date_format,
+                json.dumps(p.samples, ensure_ascii=False),
+                json.dumps(p.top_values, ensure_ascii=False),
+            )
+            for position, p in enumerate(profiles)
+        ],
+    )
+    progress(ProgressEvent("import", obj.name, records, records, message=where))
+    return ImportedObject(
+        name=obj.name,
+        files=[where],
+        records=records,
+        columns=columns,
+        id_field=" + ".join(id_columns),
+        dropped_columns=dropped,
+        duplicates_skipped=duplicates,
+    )
+
+
+def _existing_ids(project: Project, obj: str) -> set[str]:
+    return {r[0] for r in project.db.conn.execute("SELECT source_id FROM staging WHERE object = ?", (obj,))}
+
+
+def _flush(project: Project, batch: list[tuple[Any, ...]]) -> None:
+    if batch:
+        project.db.conn.executemany(
+            "INSERT INTO staging (object, source_id, row_hash, batch_id, file, row_number, raw) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(object, source_id) DO UPDATE SET "
+            "row_hash = excluded.row_hash, batch_id = excluded.batch_id, file = excluded.file, "
+            "row_number = excluded.row_number, raw = excluded.raw",
+            batch,
+        )
+
+
+def _store_object(project: Project, name: str, imported: ImportedObject, batch_id: int) -> None:
+    count = project.staged_count(name)
+    project.db.conn.execute(
+        "INSERT INTO source_objects (name, files, columns, id_field, record_count, batch_id, details) "
+        "VALUES (?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET files = excluded.files, "
+        "columns = excluded.columns, id_field = excluded.id_field, record_count = excluded.record_count, "
+        "batch_id = excluded.batch_id, details = excluded.details",
+        (
+            name,
+            json.dumps(imported.files),
+            json.dumps(imported.columns, ensure_ascii=False),
+            imported.id_field,
+            count,
+            batch_id,
+            json.dumps({"dropped_columns": imported.dropped_columns, "duplicates": imported.duplicates_skipped}),
+        ),
+    )
+
+
+def normalized_columns(columns: list[str]) -> list[str]:
+    return [normalize(c) for c in columns]

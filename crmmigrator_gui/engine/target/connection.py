@@ -1,0 +1,160 @@
+"""Destination connections: the embedded sandbox by default, a served sandbox, or a real org.
+
+Only non-secret settings (URL, auth method, tenant, client id) are stored in the project.
+Secrets go to the OS keyring under the service name ``crmmigrator``; when no keyring backend
+exists (a headless machine) we say so and refuse, rather than silently writing a file.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import keyring
+import keyring.errors
+
+from crmmigrator_gui.engine.errors import MigratorError, UsageError
+from crmmigrator_gui.engine.project.store import Project
+from crmmigrator_gui.engine.target.dataverse import DataverseClient
+
+KEYRING_SERVICE = "crmmigrator"
+AUTH_METHODS = ("sandbox", "client-credentials", "device-code", "browser", "jwt", "static-token")
+EMBEDDED_URL = "http://sandbox.localhost"
+
+
+def embedded_sandbox_path(project: Project) -> Path:
+    """The embedded sandbox's data file lives next to the project (served with ``sandbox serve --data``)."""
+    return project.path.with_name(project.path.name + ".sandbox.sqlite")
+
+
+def project_id(project: Project) -> str:
+    value = project.meta("project_id")
+    if not value:
+        value = str(uuid.uuid4())
+        with project.transaction():
+            project.set_meta("project_id", value)
+    return str(value)
+
+
+def _secret_name(project: Project, side: str, client_id: str | None) -> str:
+    return f"{project_id(project)}:{side}:{client_id or 'token'}"
+
+
+def store_secret(project: Project, side: str, client_id: str | None, secret: str) -> None:
+    try:
+        keyring.set_password(KEYRING_SERVICE, _secret_name(project, side, client_id), secret)
+    except keyring.errors.KeyringError as exc:
+        raise MigratorError(
+            "no OS keyring is available on this machine, so the secret cannot be stored safely "
+            f"({type(exc).__name__}); install/unlock a Secret Service (GNOME Keyring, KWallet) and retry"
+        ) from exc
+
+
+def load_secret(project: Project, side: str, client_id: str | None) -> str:
+    try:
+        secret = keyring.get_password(KEYRING_SERVICE, _secret_name(project, side, client_id))
+    except keyring.errors.KeyringError as exc:
+        raise MigratorError(f"cannot read the secret from the OS keyring ({type(exc).__name__})") from exc
+    if not secret:
+        raise MigratorError(f"no secret stored for the {side} connection; run `crmmigrator connect` again")
+    return secret
+
+
+@dataclass
+class ConnectionSettings:
+    kind: str  # embedded | remote
+    url: str | None = None
+    auth: str = "sandbox"
+    tenant: str | None = None
+    client_id: str | None = None
+    token_url: str | None = None
+    username: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def settings(project: Project, side: str = "target") -> ConnectionSettings:
+    data = project.meta(f"{side}_connection") or {"kind": "embedded"}
+    return ConnectionSettings(**data)
+
+
+def configure(project: Project, side: str, *, url: str | None, auth: str | None, tenant: str | None,
+              client_id: str | None, token_url: str | None, username: str | None,
+              secret: str | None) -> ConnectionSettings:
+    """Record a connection (secrets to the keyring only) as one audited step."""
+    if side not in ("source", "target"):
+        raise UsageError("connect takes `source` or `target`")
+    method = auth or ("sandbox" if url is None else "static-token")
+    if method not in AUTH_METHODS:
+        raise UsageError(f"unknown --auth {method!r}; choose one of {', '.join(AUTH_METHODS)}")
+    if url is None and method != "sandbox":
+        raise UsageError("--url is required for a real destination")
+    if method in ("client-credentials", "static-token") and not secret:
+        raise UsageError("this auth method needs a secret: --secret-env VAR or --secret-stdin")
+    conn = ConnectionSettings(kind="embedded" if url is None else "remote", url=url, auth=method, tenant=tenant,
+                              client_id=client_id, token_url=token_url, username=username)
+    if secret:
+        store_secret(project, side, client_id, secret)
+    with project.step("connect", {"side": side, **conn.to_json()}):
+        project.set_meta(f"{side}_connection", conn.to_json())
+    return conn
+
+
+def _token_provider(project: Project, conn: ConnectionSettings) -> Any:
+    if conn.auth == "sandbox":
+        return lambda: "sandbox"
+    if conn.auth == "static-token":
+        token = load_secret(project, "target", conn.client_id)
+        return lambda: token
+    if conn.auth == "client-credentials":
+        import msal  # imported lazily: only real orgs need it
+
+        authority = conn.token_url or f"https://login.microsoftonline.com/{conn.tenant or 'organizations'}"
+        app = msal.ConfidentialClientApplication(
+            conn.client_id, authority=authority, client_credential=load_secret(project, "target", conn.client_id)
+        )
+        scopes = [f"{(conn.url or '').rstrip('/')}/.default"]
+
+        def acquire() -> str:
+            result = app.acquire_token_for_client(scopes=scopes)  # MSAL caches and refreshes
+            if "access_token" not in result:
+                raise MigratorError(f"sign-in failed: {result.get('error_description') or result.get('error')}")
+            return str(result["access_token"])
+
+        return acquire
+    raise MigratorError(f"--auth {conn.auth} is not available in this release; use client-credentials")
+
+
+def open_destination(project: Project) -> tuple[DataverseClient, Any]:
+    """A Dataverse client for the project's target, and the embedded sandbox object (or None)."""
+    if project.target != "dynamics365":
+        raise MigratorError("the Salesforce destination arrives in a later release")
+    conn = settings(project)
+    if conn.kind == "embedded":
+        from crmmigrator_gui.sandbox.dataverse.app import DataverseSandbox
+
+        sandbox = DataverseSandbox(embedded_sandbox_path(project))
+        client = DataverseClient(EMBEDDED_URL, lambda: "sandbox", transport=httpx.WSGITransport(app=sandbox))
+        return client, sandbox
+    return DataverseClient(conn.url or "", _token_provider(project, conn)), None
+
+
+def is_sandbox(project: Project) -> bool:
+    return settings(project).auth == "sandbox"
+
+
+def test_connection(project: Project) -> dict[str, Any]:
+    """WhoAmI against the destination; returns what the user needs to see."""
+    client, sandbox = open_destination(project)
+    try:
+        who = client.whoami()
+        return {"ok": True, "user_id": who.get("UserId"), "organization_id": who.get("OrganizationId"),
+                "url": client.org_url, "requests": client.requests}
+    finally:
+        client.close()
+        if sandbox is not None:
+            sandbox.close()

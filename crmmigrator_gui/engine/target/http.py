@@ -1,0 +1,148 @@
+"""HTTP plumbing shared by destination clients: retries, throttling and request counting.
+
+Why a wrapper around httpx.Client: the Dataverse service-protection limits answer 429 with
+``Retry-After``; the documented client behaviour is to pause *all* workers for that long, back
+off exponentially on 5xx and network errors, and never show raw 429 text to users. One gate
+object shared by every thread implements that pause.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from crmmigrator_gui.engine.errors import DestinationError
+
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+class ThrottleGate:
+    """A shared "not before" time: a 429 for one worker pauses every worker."""
+
+    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._lock = threading.Lock()
+        self._not_before = 0.0
+        self._sleep = sleep
+        self.throttled = 0
+        self.waited_seconds = 0.0
+
+    def wait(self) -> None:
+        with self._lock:
+            delay = self._not_before - time.monotonic()
+        if delay > 0:
+            self.waited_seconds += delay
+            self._sleep(delay)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self.throttled += 1
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+
+class RetryingHttp:
+    """httpx client with retry/backoff and a request counter.
+
+    Args:
+        base_url: absolute API root ending in ``/``.
+        token: callable returning a bearer token (called per request; token providers cache).
+        transport: optional httpx transport (the in-process sandbox uses ``httpx.WSGITransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: Callable[[], str],
+        *,
+        transport: httpx.BaseTransport | None = None,
+        max_retries: int = 8,
+        timeout: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
+        default_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self._token = token
+        self._max_retries = max_retries
+        self._sleep = sleep
+        self.gate = ThrottleGate(sleep)
+        self.requests = 0
+        self.retries = 0
+        self.dop_hint: int | None = None
+        self._count_lock = threading.Lock()
+        # No cookie persistence: spreads load across servers (Microsoft's guidance for bulk loads).
+        self._client = httpx.Client(
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout,
+            headers=default_headers or {},
+            cookies=None,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send with retries; returns the final response (any status) or raises DestinationError."""
+        attempt = 0
+        while True:
+            self.gate.wait()
+            all_headers = {"Authorization": f"Bearer {self._token()}"}
+            all_headers.update(headers or {})
+            try:
+                with self._count_lock:
+                    self.requests += 1
+                response = self._client.request(
+                    method, url, json=json, content=content, headers=all_headers, params=params
+                )
+            except httpx.TransportError as exc:
+                attempt += 1
+                if attempt > self._max_retries:
+                    raise DestinationError(
+                        f"cannot reach the destination at {self.base_url} ({type(exc).__name__}); "
+                        "check the network and run the step again: it resumes"
+                    ) from exc
+                self._backoff(attempt)
+                continue
+            hint = response.headers.get("x-ms-dop-hint")
+            if hint and hint.isdigit():
+                self.dop_hint = int(hint)
+            if response.status_code in RETRYABLE_STATUS and attempt < self._max_retries:
+                attempt += 1
+                self.retries += 1
+                retry_after = response.headers.get("Retry-After")
+                if response.status_code == 429:
+                    seconds = float(retry_after) if retry_after and _is_number(retry_after) else 2.0**attempt
+                    self.gate.pause(seconds)
+                else:
+                    self._backoff(attempt)
+                continue
+            if response.status_code == 401:
+                raise DestinationError(
+                    "the destination refused the credentials (401); run `connect` again", status=401
+                )
+            return response
+
+    def _backoff(self, attempt: int) -> None:
+        self._sleep(min(30.0, 0.25 * 2**attempt) * (0.5 + random.random() / 2))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
