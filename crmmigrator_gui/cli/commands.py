@@ -25,9 +25,17 @@ def cmd_new(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.target.connection import project_id
 
     pid = project_id(project)
-    _emit(args, {"project": str(project.path), "source": args.source, "target": args.target,
-                 "edition": args.edition, "project_id": pid},
-          f"created {project.path} ({args.source} → {args.target}, {args.edition})")
+    _emit(
+        args,
+        {
+            "project": str(project.path),
+            "source": args.source,
+            "target": args.target,
+            "edition": args.edition,
+            "project_id": pid,
+        },
+        f"created {project.path} ({args.source} → {args.target}, {args.edition})",
+    )
     return 0
 
 
@@ -37,9 +45,17 @@ def cmd_connect(args: argparse.Namespace) -> int:
     project = _open(args.project)
     if args.side == "source":
         raise MigratorError(f"{project.source} is imported from export files; no source connection is needed")
-    conn = connection.configure(project, args.side, url=args.url, auth=args.auth, tenant=args.tenant,
-                                client_id=args.client_id, token_url=args.token_url, username=args.username,
-                                secret=secret_from_args(args))
+    conn = connection.configure(
+        project,
+        args.side,
+        url=args.url,
+        auth=args.auth,
+        tenant=args.tenant,
+        client_id=args.client_id,
+        token_url=args.token_url,
+        username=args.username,
+        secret=secret_from_args(args),
+    )
     data: dict = {"side": args.side, **conn.to_json()}
     if args.test:
         data["test"] = connection.test_connection(project)
@@ -51,8 +67,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.source.importer import import_paths
 
     project = _open(args.project)
-    result = import_paths(project, [Path(p) for p in args.paths], object_name=args.object,
-                          progress=_StderrProgress())
+    result = import_paths(project, [Path(p) for p in args.paths], object_name=args.object, progress=_StderrProgress())
     data = result.to_json()
     lines = [f"{o['source_object']:<16}{o['records']:>8} records  ({', '.join(o['files'])})" for o in data["objects"]]
     for warning in data["warnings"]:
@@ -66,12 +81,17 @@ def cmd_automap(args: argparse.Namespace) -> int:
 
     project = _open(args.project)
     proposals, unmapped = run_automap(project)
-    data = {"proposals": [p.to_json() for p in proposals],
-            "unmapped": [{"source_object": u.source_object, "source_field": u.source_field, "reason": u.reason}
-                         for u in unmapped]}
+    data = {
+        "proposals": [p.to_json() for p in proposals],
+        "unmapped": [
+            {"source_object": u.source_object, "source_field": u.source_field, "reason": u.reason} for u in unmapped
+        ],
+    }
     text = "\n".join(
-        f"{p.source_object}.{p.source_field:<24} → {p.target_entity}.{p.target_field:<28} {p.confidence:.2f}  {p.reason}"
-        for p in proposals)
+        f"{p.source_object}.{p.source_field:<24} → {p.target_entity}.{p.target_field:<28} "
+        f"{p.confidence:.2f}  {p.reason}"
+        for p in proposals
+    )
     _emit(args, data, text + f"\n{len(unmapped)} column(s) left unmapped")
     return 0
 
@@ -85,19 +105,26 @@ def cmd_map(args: argparse.Namespace) -> int:
         text = "\n".join(
             f"[{r['status']:<9}] {r['source_object']}.{r['source_field']:<24} → "
             f"{r['target_entity'] or '-'}.{r['target_field'] or '-':<28} {r['confidence']:.2f}  {r['reason']}"
-            for r in data["fields"])
+            for r in data["fields"]
+        )
         _emit(args, data, text)
         return 0
     if args.map_command == "accept":
         count = maps.accept(project, min_confidence=None if args.all else args.min_confidence, actor=args.by)
         confirmed = maps.is_confirmed(project)
-        _emit(args, {"confirmed_rows": count, "map_confirmed": confirmed},
-              f"confirmed {count} row(s); map {'confirmed' if confirmed else 'still has unconfirmed rows'}")
+        _emit(
+            args,
+            {"confirmed_rows": count, "map_confirmed": confirmed},
+            f"confirmed {count} row(s); map {'confirmed' if confirmed else 'still has unconfirmed rows'}",
+        )
         return 0
     if args.map_command == "set":
         maps.set_field(project, args.source, args.target, actor=args.by)
-        _emit(args, {"source": args.source, "target": args.target, "status": "confirmed"},
-              f"{args.source} → {args.target}")
+        _emit(
+            args,
+            {"source": args.source, "target": args.target, "status": "confirmed"},
+            f"{args.source} → {args.target}",
+        )
         return 0
     raise UsageError(f"map {args.map_command} arrives in a later release")
 
@@ -113,17 +140,24 @@ def cmd_schema(args: argparse.Namespace) -> int:
     client, sandbox = open_destination(project)
     try:
         if args.schema_command == "manifest":
-            absent = {(i.kind, i.entity, i.name, json.dumps(i.spec, sort_keys=True)) for i in
-                      schema.missing(client, items)}
-            rows = [{**i.to_json(), "missing": (i.kind, i.entity, i.name, json.dumps(i.spec, sort_keys=True)) in absent}
-                    for i in items]
+            absent = {
+                (i.kind, i.entity, i.name, json.dumps(i.spec, sort_keys=True)) for i in schema.missing(client, items)
+            }
+            rows = [
+                {**i.to_json(), "missing": (i.kind, i.entity, i.name, json.dumps(i.spec, sort_keys=True)) in absent}
+                for i in items
+            ]
             if args.out:
                 from crmmigrator_gui.engine.report.files import write_json_atomic
 
                 write_json_atomic(Path(args.out), {"items": rows})
-            _emit(args, {"items": rows, "missing": sum(r["missing"] for r in rows)},
-                  "\n".join(f"{'MISSING' if r['missing'] else 'ok':<8}{r['kind']:<13}{r['entity']}.{r['name']}"
-                            for r in rows))
+            _emit(
+                args,
+                {"items": rows, "missing": sum(r["missing"] for r in rows)},
+                "\n".join(
+                    f"{'MISSING' if r['missing'] else 'ok':<8}{r['kind']:<13}{r['entity']}.{r['name']}" for r in rows
+                ),
+            )
             return 0
         created = schema.apply(client, items, progress=_StderrProgress())
         with project.step("schema apply", {"created": [i.to_json() for i in created]}):
@@ -151,12 +185,15 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def _run_text(data: dict) -> str:
-    lines = [f"run {data['run_id']} ({data['kind']}): {data['status']}, {data['requests']} requests, "
-             f"{data['seconds']} s"]
+    lines = [
+        f"run {data['run_id']} ({data['kind']}): {data['status']}, {data['requests']} requests, {data['seconds']} s"
+    ]
     for o in data["objects"]:
-        lines.append(f"  {o['source_object']:<16}{o['source_records']:>7} source  {o['created']:>6} created "
-                     f"{o['updated']:>6} updated {o['unchanged']:>6} unchanged {o['failed']:>5} failed "
-                     f"{o['skipped']:>5} skipped")
+        lines.append(
+            f"  {o['source_object']:<16}{o['source_records']:>7} source  {o['created']:>6} created "
+            f"{o['updated']:>6} updated {o['unchanged']:>6} unchanged {o['failed']:>5} failed "
+            f"{o['skipped']:>5} skipped"
+        )
     return "\n".join(lines)
 
 
@@ -165,14 +202,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     project = _open(args.project)
     results = rollback(project, run_id=args.run, all_runs=args.all, progress=_StderrProgress())
-    data = results[0].to_json() if len(results) == 1 else {"runs": [r.to_json() for r in results],
-                                                             **results[0].to_json()}
+    data = (
+        results[0].to_json() if len(results) == 1 else {"runs": [r.to_json() for r in results], **results[0].to_json()}
+    )
     _emit(args, data, "\n".join(_run_text(r.to_json()) for r in results))
     return 0 if all(r.status == "rolled_back" for r in results) else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from crmmigrator_gui.engine.report.report import build_report, dumps, to_text
+    from crmmigrator_gui.engine.report.report import build_report, to_text
 
     project = _open(args.project)
     report = build_report(project)
@@ -189,10 +227,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from crmmigrator_gui.paths import user_data_dir
 
     if args.source != "octopuspro" or args.target != "dynamics365":
-        raise MigratorError(f"the {args.source} → {args.target} demo arrives in a later release; "
-                            "try --source octopuspro --target dynamics365")
-    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(
-        prefix=datetime.now().strftime("demo-%Y%m%d-%H%M%S-"), dir=user_data_dir()))
+        raise MigratorError(
+            f"the {args.source} → {args.target} demo arrives in a later release; "
+            "try --source octopuspro --target dynamics365"
+        )
+    folder = (
+        Path(args.dir)
+        if args.dir
+        else Path(tempfile.mkdtemp(prefix=datetime.now().strftime("demo-%Y%m%d-%H%M%S-"), dir=user_data_dir()))
+    )
     result = run_demo(folder, records=args.records, progress=_StderrProgress())
     print(f"demo project: {result['project']}", file=sys.stderr)
     _emit(args, result, _run_text(result))
@@ -206,8 +249,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         raise MigratorError("--tls arrives in a later release; the sandbox serves plain HTTP on 127.0.0.1")
 
     def ready(port: int) -> None:
-        print(f"sandbox listening on http://127.0.0.1:{port}/api/data/v9.2/ (Ctrl+C to stop)", file=sys.stderr,
-              flush=True)
+        print(
+            f"sandbox listening on http://127.0.0.1:{port}/api/data/v9.2/ (Ctrl+C to stop)", file=sys.stderr, flush=True
+        )
 
     serve(port=args.port, data=args.data, faults=args.faults, ready=ready)
     return 0

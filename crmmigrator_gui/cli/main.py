@@ -29,15 +29,15 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks")
-    p = _Parser(prog="crmmigrator", description="Migrate field-service data into Dynamics 365 Sales.",
-                parents=[common])
+    p = _Parser(prog="crmmigrator", description="Migrate field-service data into Dynamics 365 Sales.", parents=[common])
     p.add_argument("--version", action="version", version=f"crmmigrator {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("new", parents=[common], help="create a project file")
     s.add_argument("project")
-    s.add_argument("--source", required=True, choices=["dispatchpro", "qdispatch", "servicetracker", "octopuspro",
-                                                        "generic"])
+    s.add_argument(
+        "--source", required=True, choices=["dispatchpro", "qdispatch", "servicetracker", "octopuspro", "generic"]
+    )
     s.add_argument("--target", required=True, choices=["dynamics365", "salesforce"])
     s.add_argument("--edition", choices=["professional", "enterprise"], default="enterprise")
     s.add_argument("--json", action="store_true")
@@ -47,8 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("side", choices=["source", "target"])
     s.add_argument("--url")
     s.add_argument("--token-url")
-    s.add_argument("--auth", choices=["sandbox", "client-credentials", "device-code", "browser", "jwt",
-                                      "static-token"])
+    s.add_argument("--auth", choices=["sandbox", "client-credentials", "device-code", "browser", "jwt", "static-token"])
     s.add_argument("--tenant")
     s.add_argument("--client-id")
     s.add_argument("--username")
@@ -167,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; run the step again to resume", file=sys.stderr)
         return 1
-    except Exception as exc:  # noqa: BLE001 - the contract: one line, no traceback without --debug
+    except Exception as exc:
         if args.debug:
             raise
         print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)

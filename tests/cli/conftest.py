@@ -34,8 +34,16 @@ def cli(tmp_path):
     env.pop("QT_QPA_PLATFORM", None)
 
     def run(*args: str, input: str | None = None, timeout: float = 600) -> Ran:
-        proc = subprocess.run([sys.executable, "-m", "crmmigrator_gui", *args], capture_output=True, text=True,
-                              env=env, cwd=tmp_path, input=input, timeout=timeout, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "crmmigrator_gui", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            input=input,
+            timeout=timeout,
+            check=False,
+        )
         return Ran(proc.returncode, proc.stdout, proc.stderr)
 
     run.env = env  # type: ignore[attr-defined]

@@ -26,10 +26,19 @@ def test_demo_loads_every_record(cli):
     ran = cli("demo", "--source", "octopuspro", "--target", "dynamics365", "--records", "400", "--json")
     assert ran.code == 0, ran.stderr
     data = ran.json
-    assert data["kind"] == "load" and data["status"] == "completed"
+    assert data["kind"] == "load"
+    assert data["status"] == "completed"
     names = {o["source_object"] for o in data["objects"]}
-    assert {"customers", "bookings", "invoices", "payments", "quotes", "services", "fieldworkers",
-            "form_responses"} <= names
+    assert {
+        "customers",
+        "bookings",
+        "invoices",
+        "payments",
+        "quotes",
+        "services",
+        "fieldworkers",
+        "form_responses",
+    } <= names
     for o in data["objects"]:
         assert o["created"] + o["failed"] + o["skipped"] == o["source_records"], o
         assert o["failed"] == 0, (o, data["failures"][:3])
@@ -48,13 +57,16 @@ def test_full_cycle_idempotent_and_rollback(cli, tmp_path, export):
     ran = cli("automap", "p.cmproj", "--json")
     assert ran.code == 0, ran.stderr
     proposals = ran.json["proposals"]
-    assert proposals and all(0 <= p["confidence"] <= 1 and p["reason"] for p in proposals)
+    assert proposals
+    assert all(0 <= p["confidence"] <= 1 and p["reason"] for p in proposals)
     assert any(u["source_field"] == "Password" for u in ran.json["unmapped"]) or all(
-        p["source_field"] != "Password" for p in proposals)
+        p["source_field"] != "Password" for p in proposals
+    )
 
     blocked = cli("load", "p.cmproj", "--json")
     assert blocked.code == 3, blocked.stderr
-    assert "unconfirmed" in blocked.stderr and "Traceback" not in blocked.stderr
+    assert "unconfirmed" in blocked.stderr
+    assert "Traceback" not in blocked.stderr
 
     assert cli("map", "p.cmproj", "accept", "--all").code == 0
     first = cli("load", "p.cmproj", "--json")
@@ -66,7 +78,8 @@ def test_full_cycle_idempotent_and_rollback(cli, tmp_path, export):
     assert second.code == 0, second.stderr
     assert sum(o["created"] for o in second.json["objects"]) == 0
     assert sum(o["unchanged"] for o in second.json["objects"]) == sum(
-        o["source_records"] for o in second.json["objects"]) - sum(o["skipped"] for o in second.json["objects"])
+        o["source_records"] for o in second.json["objects"]
+    ) - sum(o["skipped"] for o in second.json["objects"])
 
     report = cli("report", "p.cmproj", "--json")
     assert report.code == 0
@@ -85,8 +98,11 @@ def _free_port() -> int:
 
 def _serve(cli, data: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "crmmigrator_gui", "sandbox", "serve", "--port", str(port),
-                             "--data", str(data)], env=cli.env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crmmigrator_gui", "sandbox", "serve", "--port", str(port), "--data", str(data)],
+        env=cli.env,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -101,10 +117,23 @@ def _assert_sandbox_empty(cli, data: Path) -> None:
     proc, url = _serve(cli, data)
     try:
         headers = {"Authorization": "Bearer sandbox", "Accept": "application/json"}
-        for entity_set in ("accounts", "contacts", "opportunities", "invoices", "quotes", "products",
-                           "annotations", "new_jobs", "new_payments", "new_fieldworkers"):
-            r = httpx.get(f"{url}/api/data/v9.2/{entity_set}", headers=headers,
-                          params={"$filter": "new_sourcesystemid ne null", "$select": "new_sourcesystemid"})
+        for entity_set in (
+            "accounts",
+            "contacts",
+            "opportunities",
+            "invoices",
+            "quotes",
+            "products",
+            "annotations",
+            "new_jobs",
+            "new_payments",
+            "new_fieldworkers",
+        ):
+            r = httpx.get(
+                f"{url}/api/data/v9.2/{entity_set}",
+                headers=headers,
+                params={"$filter": "new_sourcesystemid ne null", "$select": "new_sourcesystemid"},
+            )
             assert r.status_code == 200, (entity_set, r.text)
             assert r.json()["value"] == [], entity_set
     finally:
@@ -125,15 +154,21 @@ def test_served_sandbox_is_queryable_like_a_real_org(cli, tmp_path, export):
         loaded = cli("load", "s.cmproj", "--json")
         assert loaded.code == 0, loaded.stderr
         customers = next(o for o in loaded.json["objects"] if o["source_object"] == "customers")
-        headers = {"Authorization": "Bearer anything", "Accept": "application/json",
-                   "Prefer": "odata.maxpagesize=50"}
-        r = httpx.get(f"{url}/api/data/v9.2/accounts", headers=headers,
-                      params={"$select": "name,new_sourcesystemid,_primarycontactid_value",
-                              "$filter": "startswith(new_sourcesystemid,'OCTO-customers-')", "$count": "true"})
+        headers = {"Authorization": "Bearer anything", "Accept": "application/json", "Prefer": "odata.maxpagesize=50"}
+        r = httpx.get(
+            f"{url}/api/data/v9.2/accounts",
+            headers=headers,
+            params={
+                "$select": "name,new_sourcesystemid,_primarycontactid_value",
+                "$filter": "startswith(new_sourcesystemid,'OCTO-customers-')",
+                "$count": "true",
+            },
+        )
         assert r.status_code == 200
         body = r.json()
         assert body["@odata.count"] == customers["created"]
-        assert len(body["value"]) == 50 and "@odata.nextLink" in body
+        assert len(body["value"]) == 50
+        assert "@odata.nextLink" in body
         assert all(row["_primarycontactid_value"] for row in body["value"])
     finally:
         proc.terminate()
@@ -146,13 +181,16 @@ def test_bad_file_names_file_row_column_and_leaves_project(cli, tmp_path):
     good.write_text("Customer ID,First name,Last name,Email\nC1,Ann,Lee,a@x.com\n", encoding="utf-8")
     assert cli("import", "b.cmproj", str(good)).code == 0
     bad = tmp_path / "bookings.csv"
-    bad.write_text("Booking ID,Customer ID,Service,Status\nB1,C1,Clean,Done\nB2,C1,Clean,Done,EXTRA\n",
-                   encoding="utf-8")
+    bad.write_text(
+        "Booking ID,Customer ID,Service,Status\nB1,C1,Clean,Done\nB2,C1,Clean,Done,EXTRA\n", encoding="utf-8"
+    )
     before = (tmp_path / "b.cmproj").read_bytes()
     ran = cli("import", "b.cmproj", str(bad))
     assert ran.code == 1
     line = ran.stderr.strip().splitlines()[-1]
-    assert "bookings.csv" in line and "row 3" in line and "column" in line
+    assert "bookings.csv" in line
+    assert "row 3" in line
+    assert "column" in line
     assert "Traceback" not in ran.stderr
     shown = cli("map", "b.cmproj", "show", "--json")
     assert shown.code == 0
@@ -185,4 +223,5 @@ def test_unseen_export_imports_maps_and_loads(cli, tmp_path):
     assert loaded.code == 0, loaded.stderr + json.dumps(loaded.json.get("failures", [])[:3])
     _balanced(loaded.json["objects"])
     for o in loaded.json["objects"]:
-        assert o["failed"] == 0 and o["skipped"] == 0, o
+        assert o["failed"] == 0, o
+        assert o["skipped"] == 0, o

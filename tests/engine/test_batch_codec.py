@@ -12,7 +12,8 @@ def test_build_batch_uses_crlf_and_one_part_per_op():
             BatchOp("DELETE", "/api/data/v9.2/accounts(1)"),
         ]
     )
-    assert body.count(f"--{boundary}\r\n") == 2 and body.endswith(f"--{boundary}--\r\n")
+    assert body.count(f"--{boundary}\r\n") == 2
+    assert body.endswith(f"--{boundary}--\r\n")
     assert "POST /api/data/v9.2/accounts HTTP/1.1\r\n" in body
     assert "\n" not in body.replace("\r\n", "")
 
@@ -32,7 +33,8 @@ def test_parse_nested_changeset_and_plain_parts():
     )
     results = parse_batch_response("multipart/mixed; boundary=batchresponse_1", body)
     assert [r.status for r in results] == [204, 400]
-    assert results[0].ok and results[0].entity_id == gid
+    assert results[0].ok
+    assert results[0].entity_id == gid
     assert results[1].error == ("0x80044331", "too long")
     lf = parse_batch_response("multipart/mixed; boundary=batchresponse_1", body.replace("\r\n", "\n"))
     assert [r.status for r in lf] == [204, 400]

@@ -11,9 +11,7 @@ from crmmigrator_gui.engine.project.store import SCHEMA_VERSION, Project
 
 
 def test_create_sets_schema_version_and_meta(tmp_path):
-    project = Project.create(
-        tmp_path / "p.cmproj", source="octopuspro", target="dynamics365", edition="professional"
-    )
+    project = Project.create(tmp_path / "p.cmproj", source="octopuspro", target="dynamics365", edition="professional")
     assert project.scalar("PRAGMA user_version") == SCHEMA_VERSION
     assert (project.source, project.target, project.edition) == ("octopuspro", "dynamics365", "professional")
     assert [r["action"] for r in project.query("SELECT action FROM audit")] == ["new"]
@@ -32,9 +30,14 @@ def test_create_refuses_existing_file_and_bad_choices(tmp_path):
 def test_failed_step_leaves_project_unchanged(tmp_path):
     project = Project.create(tmp_path / "p.cmproj", source="octopuspro", target="dynamics365")
     audit_before = project.scalar("SELECT COUNT(*) FROM audit")
-    with pytest.raises(RuntimeError), project.step("doomed"):
-        project.set_meta("edition", "professional")
-        raise RuntimeError("boom")
+
+    def doomed_step() -> None:
+        with project.step("doomed"):
+            project.set_meta("edition", "professional")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        doomed_step()
     assert project.edition == "enterprise"
     assert project.scalar("SELECT COUNT(*) FROM audit") == audit_before
 

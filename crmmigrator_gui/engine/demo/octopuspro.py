@@ -304,11 +304,7 @@ class _Dataset:
                 if r.random() < 0.08:
                     company = ""  # trap: "Business" customer with a blank business name
             suburb, state, postcode = r.choice(_PLACES)
-            local = (
-                _slug(first) + "." + _slug(last)
-                if _slug(first) and _slug(last)
-                else f"customer{1001 + index}"
-            )
+            local = _slug(first) + "." + _slug(last) if _slug(first) and _slug(last) else f"customer{1001 + index}"
             email = f"{local}@{r.choice(_DOMAINS)}"
             if r.random() < 0.03:
                 email = f"{email}; accounts@{_slug(company) or 'example'}.com.au"  # trap: two addresses
@@ -372,9 +368,7 @@ class _Dataset:
                 paid = total if r.random() < 0.8 else _money(total * Decimal("0.5"))
             else:
                 paid = Decimal("0.00")
-            created = datetime.combine(
-                day - timedelta(days=r.randint(1, 30)), time(r.randint(8, 17), r.randint(0, 59))
-            )
+            created = datetime.combine(day - timedelta(days=r.randint(1, 30)), time(r.randint(8, 17), r.randint(0, 59)))
             modified = created + timedelta(days=r.randint(0, 40), minutes=r.randint(0, 600))
             street = customer["street"] if r.random() < 0.85 else self._street()
             bookings.append(
@@ -491,9 +485,7 @@ class _Dataset:
                 {
                     "number": f"Q-{5001 + index}",
                     "customer": customer["id"],
-                    "status": r.choice(
-                        ("Draft", "Sent", "Sent", "Accepted", "Accepted", "Rejected", "Revised")
-                    ),
+                    "status": r.choice(("Draft", "Sent", "Sent", "Accepted", "Accepted", "Rejected", "Revised")),
                     "follow_up": self._when(date(2024, 6, 1), TODAY + timedelta(days=30)),
                     "total": _money(service["price"] * Decimal(r.choice(("1", "1.5", "2", "3.2")))),
                 }
@@ -533,9 +525,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def _table(
-    columns: Columns, items: list[dict[str, Any]], preamble: list[list[Any]] | None = None
-) -> list[list[Any]]:
+def _table(columns: Columns, items: list[dict[str, Any]], preamble: list[list[Any]] | None = None) -> list[list[Any]]:
     rows = [list(line) for line in preamble or []]
     rows.append([header for header, _get in columns])
     rows.extend([get(item) for _header, get in columns] for item in items)
@@ -651,9 +641,7 @@ _STANDARD_QUOTES = _cols(
 _STANDARD_SERVICES = _cols(
     ("Service", "service"), ("Category", "category"), ("Price", "price"), ("Duration", "duration")
 )
-_STANDARD_FORMS = _cols(
-    ("Booking ID", "booking"), ("Form", "form"), ("Question", "question"), ("Answer", "answer")
-)
+_STANDARD_FORMS = _cols(("Booking ID", "booking"), ("Form", "form"), ("Question", "question"), ("Answer", "answer"))
 
 
 def _standard(data: _Dataset, out_dir: Path) -> list[Path]:
@@ -697,9 +685,7 @@ _UNSEEN_SERVICES = _cols(
     ("Service name", "service"), ("Category", "category"), ("Price", lambda x: _dollars(x["price"])),
     ("Duration (mins)", "duration"),
 )  # fmt: skip
-_UNSEEN_FORMS = _cols(
-    ("Job ID", "booking"), ("Form name", "form"), ("Question", "question"), ("Answer", "answer")
-)
+_UNSEEN_FORMS = _cols(("Job ID", "booking"), ("Form name", "form"), ("Question", "question"), ("Answer", "answer"))
 
 
 def _unseen(data: _Dataset, out_dir: Path) -> list[Path]:
@@ -772,9 +758,7 @@ def _unseen(data: _Dataset, out_dir: Path) -> list[Path]:
 # --------------------------------------------------------------------------------------------- entry
 
 
-def generate_export(
-    out_dir: Path, *, records: int = 2000, seed: int = 7, variant: str = "standard"
-) -> GeneratedExport:
+def generate_export(out_dir: Path, *, records: int = 2000, seed: int = 7, variant: str = "standard") -> GeneratedExport:
     """Write a synthetic OctopusPro export of about ``records`` records in total into ``out_dir``."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
@@ -789,18 +773,12 @@ def generate_export(
 
 def write_samples(root: Path, *, records: int = 300, seed: int = 7) -> list[GeneratedExport]:
     """(Re)write the checked-in samples under ``root`` (``resources/samples/octopuspro``)."""
-    return [
-        generate_export(root / variant, records=records, seed=seed, variant=variant) for variant in VARIANTS
-    ]
+    return [generate_export(root / variant, records=records, seed=seed, variant=variant) for variant in VARIANTS]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    root = (
-        Path(args[0])
-        if args
-        else Path(__file__).resolve().parents[3] / "resources" / "samples" / "octopuspro"
-    )
+    root = Path(args[0]) if args else Path(__file__).resolve().parents[3] / "resources" / "samples" / "octopuspro"
     for export in write_samples(root):
         for path in export.files:
             print(f"{path}  ({path.stat().st_size:,} bytes)")

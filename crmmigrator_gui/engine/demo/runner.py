@@ -20,8 +20,9 @@ from crmmigrator_gui.engine.source.importer import import_paths
 from crmmigrator_gui.engine.target.connection import embedded_sandbox_path
 
 
-def run_demo(folder: Path, *, records: int = 2000, progress: ProgressCallback = no_progress,
-             edition: str = "enterprise") -> dict[str, Any]:
+def run_demo(
+    folder: Path, *, records: int = 2000, progress: ProgressCallback = no_progress, edition: str = "enterprise"
+) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     export = generate_export(folder / "export", records=records)
     project = Project.create(folder / "demo.cmproj", source="octopuspro", target="dynamics365", edition=edition)

@@ -117,9 +117,7 @@ def propose(project: Project) -> tuple[list[Proposal], list[Proposal]]:
     for row in project.query("SELECT name, columns FROM source_objects ORDER BY name"):
         obj = playbook.obj(row["name"])
         columns: list[str] = json.loads(row["columns"])
-        profiles = {
-            p["field"]: p for p in project.query("SELECT * FROM profiles WHERE object = ?", (obj.name,))
-        }
+        profiles = {p["field"]: p for p in project.query("SELECT * FROM profiles WHERE object = ?", (obj.name,))}
         mapped, rest = _propose_object(playbook, obj, columns, profiles)
         proposals.extend(mapped)
         unmapped.extend(rest)
@@ -159,8 +157,18 @@ def _propose_object(
             if rows:
                 mapped.extend(rows)
             else:
-                unmapped.append(Proposal(obj.name, column, None, None, role.name, {}, confidence,
-                                         role.do_not_migrate or f"{reason}; used only for grouping"))
+                unmapped.append(
+                    Proposal(
+                        obj.name,
+                        column,
+                        None,
+                        None,
+                        role.name,
+                        {},
+                        confidence,
+                        role.do_not_migrate or f"{reason}; used only for grouping",
+                    )
+                )
             continue
         if obj.custom_fields and profile and profile["inferred_type"] != "empty":
             entity = obj.custom_fields
@@ -173,15 +181,19 @@ def _propose_object(
             transform["custom_type"] = col_type
             mapped.append(
                 Proposal(
-                    obj.name, column, entity, field, None, transform, 0.6,
+                    obj.name,
+                    column,
+                    entity,
+                    field,
+                    None,
+                    transform,
+                    0.6,
                     f"no standard field matches {column!r}; tenant custom field → new {col_type} column "
                     f"{field} on {entity} ({profile['fill_rate']:.0%} filled)",
                 )
             )
             continue
-        best = process.extractOne(
-            normalize(column), [normalize(s) for r in obj.roles.values() for s in r.synonyms]
-        )
+        best = process.extractOne(normalize(column), [normalize(s) for r in obj.roles.values() for s in r.synonyms])
         hint = f"; closest known name {best[0]!r} ({best[1]:.0f}%)" if best else ""
         unmapped.append(Proposal(obj.name, column, None, None, None, {}, 0.0, f"no role matches{hint}"))
     return mapped, unmapped
@@ -201,24 +213,55 @@ def _rows_for_role(
     rows: list[Proposal] = []
     if role.name in obj.id_roles:
         for part in obj.parts:
-            rows.append(Proposal(obj.name, column, part.entity, playbook.key_column, role.name,
-                                 {"type": "key"}, confidence, f"{reason}; source id → alternate key"))
+            rows.append(
+                Proposal(
+                    obj.name,
+                    column,
+                    part.entity,
+                    playbook.key_column,
+                    role.name,
+                    {"type": "key"},
+                    confidence,
+                    f"{reason}; source id → alternate key",
+                )
+            )
     for part in obj.parts:
         for lookup in part.lookups:
             if lookup["by_role"] == role.name:
-                rows.append(Proposal(obj.name, column, part.entity, lookup["column"], role.name,
-                                     {"type": "lookup", "to": lookup["to"]}, confidence,
-                                     f"{reason}; lookup → {lookup['to']}"))
+                rows.append(
+                    Proposal(
+                        obj.name,
+                        column,
+                        part.entity,
+                        lookup["column"],
+                        role.name,
+                        {"type": "lookup", "to": lookup["to"]},
+                        confidence,
+                        f"{reason}; lookup → {lookup['to']}",
+                    )
+                )
         owner = part.owner or {}
         if owner.get("by_role") == role.name:
-            rows.append(Proposal(obj.name, column, part.entity, "ownerid", role.name,
-                                 {"type": "owner"}, confidence,
-                                 f"{reason}; owner = field worker matched to a user by e-mail"))
+            rows.append(
+                Proposal(
+                    obj.name,
+                    column,
+                    part.entity,
+                    "ownerid",
+                    role.name,
+                    {"type": "owner"},
+                    confidence,
+                    f"{reason}; owner = field worker matched to a user by e-mail",
+                )
+            )
     for target in role.targets:
         resolved = playbook.entity_of_target(obj, target)
         if resolved is None:
             continue
         entity, field = resolved
-        rows.append(Proposal(obj.name, column, entity, field, role.name,
-                             _transform_for(playbook, role, profile), confidence, reason))
+        rows.append(
+            Proposal(
+                obj.name, column, entity, field, role.name, _transform_for(playbook, role, profile), confidence, reason
+            )
+        )
     return rows

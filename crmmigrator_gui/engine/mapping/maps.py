@@ -36,9 +36,17 @@ def run_automap(project: Project) -> tuple[list[Proposal], list[Proposal]]:
             conn.execute(
                 "INSERT OR IGNORE INTO field_maps (source_object, source_field, target_entity, target_field, role, "
                 "transform, confidence, reason, status, origin) VALUES (?,?,?,?,?,?,?,?,?, 'auto')",
-                (p.source_object, p.source_field, p.target_entity, p.target_field, p.role,
-                 json.dumps(p.transform), p.confidence, p.reason,
-                 "proposed" if p.target_entity else "unmapped"),
+                (
+                    p.source_object,
+                    p.source_field,
+                    p.target_entity,
+                    p.target_field,
+                    p.role,
+                    json.dumps(p.transform),
+                    p.confidence,
+                    p.reason,
+                    "proposed" if p.target_entity else "unmapped",
+                ),
             )
         _store_object_maps(project, playbook)
         _store_value_maps(project, playbook)
@@ -94,15 +102,31 @@ def _store_value_maps(project: Project, playbook: Playbook) -> None:
                 "INSERT INTO value_maps (source_object, source_field, target_entity, target_field, source_value, "
                 "count, target_label, status) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
                 "count = excluded.count WHERE value_maps.status = 'confirmed'",
-                (obj.name, row["source_field"], row["target_entity"], row["target_field"], value, count, label,
-                 "proposed" if label else "unmapped"),
+                (
+                    obj.name,
+                    row["source_field"],
+                    row["target_entity"],
+                    row["target_field"],
+                    value,
+                    count,
+                    label,
+                    "proposed" if label else "unmapped",
+                ),
             )
             project.db.conn.execute(
                 "UPDATE value_maps SET count = ?, target_label = ?, status = ? WHERE source_object = ? AND "
                 "source_field = ? AND target_entity = ? AND target_field = ? AND source_value = ? "
                 "AND status != 'confirmed'",
-                (count, label, "proposed" if label else "unmapped", obj.name, row["source_field"],
-                 row["target_entity"], row["target_field"], value),
+                (
+                    count,
+                    label,
+                    "proposed" if label else "unmapped",
+                    obj.name,
+                    row["source_field"],
+                    row["target_entity"],
+                    row["target_field"],
+                    value,
+                ),
             )
 
 
@@ -207,9 +231,7 @@ def assert_confirmed(project: Project) -> None:
         raise BlockedError("the map is empty; run `crmmigrator automap` and confirm it first")
     pending = _unconfirmed_count(project)
     if pending or not is_confirmed(project):
-        raise BlockedError(
-            f"the map has {pending} unconfirmed row(s); review with `map show`, then `map accept --all`"
-        )
+        raise BlockedError(f"the map has {pending} unconfirmed row(s); review with `map show`, then `map accept --all`")
 
 
 def confirm_rows(project: Project, row_ids: list[int], *, actor: str | None = None) -> int:
@@ -221,11 +243,15 @@ def confirm_rows(project: Project, row_ids: list[int], *, actor: str | None = No
         for row_id in row_ids:
             count += project.db.conn.execute(
                 "UPDATE field_maps SET status = 'confirmed', confirmed_by = ?, confirmed_at = ? "
-                "WHERE id = ? AND status = 'proposed'", (who, at, row_id)).rowcount
+                "WHERE id = ? AND status = 'proposed'",
+                (who, at, row_id),
+            ).rowcount
         if not _unconfirmed_count(project):
             project.db.conn.execute(
                 "UPDATE object_maps SET status = 'confirmed', confirmed_by = ?, confirmed_at = ? "
-                "WHERE status != 'confirmed'", (who, at))
+                "WHERE status != 'confirmed'",
+                (who, at),
+            )
     return count
 
 
@@ -239,7 +265,9 @@ def retarget_row(project: Project, row_id: int, target: str, *, actor: str | Non
         if target in ("-", ""):
             project.db.conn.execute(
                 "UPDATE field_maps SET target_entity = NULL, target_field = NULL, status = 'unmapped', "
-                "confirmed_by = ?, confirmed_at = ?, origin = 'user' WHERE id = ?", (who, now_iso(), row_id))
+                "confirmed_by = ?, confirmed_at = ?, origin = 'user' WHERE id = ?",
+                (who, now_iso(), row_id),
+            )
             return
         entity, dot, field = target.partition(".")
         if not dot or not field:
@@ -247,18 +275,20 @@ def retarget_row(project: Project, row_id: int, target: str, *, actor: str | Non
         project.db.conn.execute(
             "UPDATE field_maps SET target_entity = ?, target_field = ?, status = 'confirmed', confirmed_by = ?, "
             "confirmed_at = ?, origin = 'user', reason = reason || ' (changed by ' || ? || ')' WHERE id = ?",
-            (entity, field, who, now_iso(), who, row_id))
+            (entity, field, who, now_iso(), who, row_id),
+        )
 
 
 def field_rows_with_ids(project: Project) -> list[dict[str, Any]]:
     """Field-map rows with their ids and the first sample values, for an editable grid."""
     samples = {
-        (p["object"], p["field"]): json.loads(p["samples"]) for p in project.query(
-            "SELECT object, field, samples FROM profiles")
+        (p["object"], p["field"]): json.loads(p["samples"])
+        for p in project.query("SELECT object, field, samples FROM profiles")
     }
     rows = project.query(
         "SELECT id, source_object, source_field, target_entity, target_field, confidence, reason, status, "
-        "confirmed_by, confirmed_at FROM field_maps ORDER BY source_object, id")
+        "confirmed_by, confirmed_at FROM field_maps ORDER BY source_object, id"
+    )
     for row in rows:
         row["samples"] = samples.get((row["source_object"], row["source_field"]), [])[:3]
     return rows

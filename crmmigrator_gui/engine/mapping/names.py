@@ -75,10 +75,13 @@ def match_name(header: str, synonyms: tuple[str, ...] | list[str]) -> NameMatch:
         target = normalize(synonym)
         if normalized == target:
             return NameMatch(1.0, synonym, True)
-        score = max(
-            fuzz.ratio(normalized, target),
-            fuzz.token_sort_ratio(normalized, target) * 0.97,
-        ) / 100.0
+        score = (
+            max(
+                fuzz.ratio(normalized, target),
+                fuzz.token_sort_ratio(normalized, target) * 0.97,
+            )
+            / 100.0
+        )
         if score > best.score:
             best = NameMatch(score, synonym, False)
     return best

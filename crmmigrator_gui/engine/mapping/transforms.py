@@ -27,7 +27,7 @@ _MONEY_JUNK = re.compile(r"[^\d,.\-()]")
 def parse_money(text: str) -> Decimal:
     """``$1,234.50``, ``1.234,50``, ``(12.00)``, ``-$5.00`` → Decimal."""
     raw = text.strip()
-    negative = raw.startswith("(") and raw.endswith(")") or raw.startswith("-") or "-" in raw[:3]
+    negative = (raw.startswith("(") and raw.endswith(")")) or raw.startswith("-") or "-" in raw[:3]
     digits = _MONEY_JUNK.sub("", raw).replace("(", "").replace(")", "").replace("-", "")
     if not digits or not re.search(r"\d", digits):
         raise TransformError(f"{text!r} is not an amount")

@@ -22,8 +22,7 @@ def load_order(playbook: Playbook, imported: Iterable[str]) -> list[Part]:
     parts = [p for p in playbook.parts() if p.obj in present]
     names = {p.qualified for p in parts}
     deps: dict[str, set[str]] = {
-        p.qualified: {lk["to"] for lk in p.lookups if lk["to"] in names and lk["to"] != p.qualified}
-        for p in parts
+        p.qualified: {lk["to"] for lk in p.lookups if lk["to"] in names and lk["to"] != p.qualified} for p in parts
     }
     ordered: list[Part] = []
     done: set[str] = set()

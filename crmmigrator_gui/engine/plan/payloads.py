@@ -53,8 +53,14 @@ class FieldRule:
 
 
 class PayloadBuilder:
-    def __init__(self, project: Project, playbook: Playbook, client: DataverseClient,
-                 xref: dict[tuple[str, str], str], fallback_owner: str) -> None:
+    def __init__(
+        self,
+        project: Project,
+        playbook: Playbook,
+        client: DataverseClient,
+        xref: dict[tuple[str, str], str],
+        fallback_owner: str,
+    ) -> None:
         self.project = project
         self.playbook = playbook
         self.client = client
@@ -77,7 +83,8 @@ class PayloadBuilder:
         self.value_maps: dict[tuple[str, str, str, str], dict[str, str]] = defaultdict(dict)
         for row in project.query("SELECT * FROM value_maps WHERE status = 'confirmed' AND target_label IS NOT NULL"):
             self.value_maps[(row["source_object"], row["source_field"], row["target_entity"], row["target_field"])][
-                row["source_value"]] = row["target_label"]
+                row["source_value"]
+            ] = row["target_label"]
         self._staged_cache: dict[str, dict[str, dict[str, Any]]] = {}
         self._constant_ids: dict[tuple[str, str], str | None] = {}
         self.user_by_worker_name: dict[str, str] = {}
@@ -109,8 +116,14 @@ class PayloadBuilder:
         return self.client.entity(logical).entity_set
 
     # ------------------------------------------------------------------ build
-    def build(self, part: Part, source_id: str, raw: dict[str, Any], meta: EntityMeta,
-              group: list[dict[str, Any]] | None = None) -> Payload:
+    def build(
+        self,
+        part: Part,
+        source_id: str,
+        raw: dict[str, Any],
+        meta: EntityMeta,
+        group: list[dict[str, Any]] | None = None,
+    ) -> Payload:
         obj = part.obj
         payload = Payload(key=self.key(part, source_id), body={})
         body = payload.body
@@ -124,8 +137,7 @@ class PayloadBuilder:
             for column, spec in part.aggregate.items():
                 lines = []
                 for member in group:
-                    values = {role: self.role_value(obj, role, member) or "" for role in
-                              self.playbook.obj(obj).roles}
+                    values = {role: self.role_value(obj, role, member) or "" for role in self.playbook.obj(obj).roles}
                     lines.append(spec["line"].format(**values))
                 text = "\n".join(lines)
                 attr = meta.attributes.get(column)
@@ -137,8 +149,9 @@ class PayloadBuilder:
         for const in part.constant_lookups:
             dest = self._constant(const["entity"], const["filter"])
             if dest is None:
-                raise BuildError("MISSING_REFERENCE",
-                                 f"no {const['entity']} matches {const['filter']} at the destination")
+                raise BuildError(
+                    "MISSING_REFERENCE", f"no {const['entity']} matches {const['filter']} at the destination"
+                )
             nav = meta.nav_property(const["column"], const["entity"])
             payload.binds[nav] = (const["column"], dest)
         if part.owner:
@@ -160,12 +173,14 @@ class PayloadBuilder:
             body[f"{nav}@odata.bind"] = f"/{self.entity_set(target_entity)}({dest})" if dest else None
         return payload
 
-    def _apply_rule(self, part: Part, rule: FieldRule, raw: dict[str, Any], meta: EntityMeta,
-                    payload: Payload) -> None:
+    def _apply_rule(self, part: Part, rule: FieldRule, raw: dict[str, Any], meta: EntityMeta, payload: Payload) -> None:
         attr = meta.attributes.get(rule.target_field)
         if attr is None:
-            raise BuildError("MISSING_COLUMN", f"{part.entity}.{rule.target_field} does not exist at the destination;"
-                                               " run `crmmigrator schema PROJECT apply`")
+            raise BuildError(
+                "MISSING_COLUMN",
+                f"{part.entity}.{rule.target_field} does not exist at the destination;"
+                " run `crmmigrator schema PROJECT apply`",
+            )
         try:
             value = transforms.apply(rule.transform, raw.get(rule.source_field))
         except transforms.TransformError as exc:
@@ -187,8 +202,11 @@ class PayloadBuilder:
             payload.body[rule.target_field] = option
             return
         if isinstance(value, str) and attr.max_length and len(value) > attr.max_length:
-            raise BuildError("TOO_LONG", f"column {rule.source_field!r} is {len(value)} characters; "
-                                         f"{part.entity}.{rule.target_field} holds {attr.max_length}")
+            raise BuildError(
+                "TOO_LONG",
+                f"column {rule.source_field!r} is {len(value)} characters; "
+                f"{part.entity}.{rule.target_field} holds {attr.max_length}",
+            )
         if attr.type in ("Money", "Decimal") and not isinstance(value, Decimal):
             try:
                 value = transforms.parse_money(str(value))
@@ -200,8 +218,16 @@ class PayloadBuilder:
         behavior = "DateOnly" if attr.date_behavior == "DateOnly" else ("DateTime" if attr.type == "DateTime" else None)
         payload.body[rule.target_field] = transforms.to_json_value(value, behavior)
 
-    def _derive(self, part: Part, column: str, spec: dict[str, Any], source_id: str, raw: dict[str, Any],
-                body: dict[str, Any], payload: Payload) -> None:
+    def _derive(
+        self,
+        part: Part,
+        column: str,
+        spec: dict[str, Any],
+        source_id: str,
+        raw: dict[str, Any],
+        body: dict[str, Any],
+        payload: Payload,
+    ) -> None:
         obj = self.playbook.obj(part.obj)
         values = {role: self.role_value(part.obj, role, raw) or "" for role in obj.roles}
         if spec.get("key"):
@@ -213,8 +239,9 @@ class PayloadBuilder:
             joined = " ".join(values[r] for r in spec["fallback_concat"] if values.get(r)).strip()
             body[column] = joined or spec.get("fallback_text", source_id)
 
-    def _bind_lookup(self, part: Part, lookup: dict[str, Any], raw: dict[str, Any], meta: EntityMeta,
-                     payload: Payload) -> None:
+    def _bind_lookup(
+        self, part: Part, lookup: dict[str, Any], raw: dict[str, Any], meta: EntityMeta, payload: Payload
+    ) -> None:
         value = self.role_value(part.obj, lookup["by_role"], raw)
         through = lookup.get("through")
         if value and through:

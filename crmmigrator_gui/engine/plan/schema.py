@@ -31,15 +31,20 @@ class SchemaItem:
     spec: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "entity": self.entity, "name": self.name, **{
-            k: v for k, v in self.spec.items() if k not in ("entity", "name")}}
+        return {
+            "kind": self.kind,
+            "entity": self.entity,
+            "name": self.name,
+            **{k: v for k, v in self.spec.items() if k not in ("entity", "name")},
+        }
 
 
 def _label(text: str) -> dict[str, Any]:
     return {
         "@odata.type": "Microsoft.Dynamics.CRM.Label",
-        "LocalizedLabels": [{"@odata.type": "Microsoft.Dynamics.CRM.LocalizedLabel", "Label": text,
-                             "LanguageCode": LANG}],
+        "LocalizedLabels": [
+            {"@odata.type": "Microsoft.Dynamics.CRM.LocalizedLabel", "Label": text, "LanguageCode": LANG}
+        ],
     }
 
 
@@ -47,16 +52,22 @@ def manifest(project: Project, playbook: Playbook) -> list[SchemaItem]:
     """Everything the confirmed (or proposed) map needs at the destination, in creation order."""
     items: list[SchemaItem] = []
     mapped_entities = {
-        r["target_entity"] for r in project.query(
-            "SELECT DISTINCT target_entity FROM field_maps WHERE target_entity IS NOT NULL")
+        r["target_entity"]
+        for r in project.query("SELECT DISTINCT target_entity FROM field_maps WHERE target_entity IS NOT NULL")
     }
     entities = [e for e in playbook.target_entities() if e in mapped_entities or not mapped_entities]
     for table in playbook.schema["tables"]:
         if table["name"] in entities:
             items.append(SchemaItem("table", table["name"], table["name"], table))
     for entity in entities:
-        items.append(SchemaItem("column", entity, playbook.key_column,
-                                {"type": "String", "max_length": 100, "label": "Source system id"}))
+        items.append(
+            SchemaItem(
+                "column",
+                entity,
+                playbook.key_column,
+                {"type": "String", "max_length": 100, "label": "Source system id"},
+            )
+        )
     for column in playbook.schema["columns"]:
         if column["entity"] in entities:
             items.append(SchemaItem("column", column["entity"], column["name"], column))
@@ -67,10 +78,18 @@ def manifest(project: Project, playbook: Playbook) -> list[SchemaItem]:
         import json
 
         transform = json.loads(row["transform"])
-        items.append(SchemaItem("column", row["target_entity"], row["target_field"], {
-            "type": transform.get("custom_type", "String"), "max_length": 4000
-            if transform.get("custom_type", "String") == "String" else None,
-            "label": row["source_field"][:50]}))
+        items.append(
+            SchemaItem(
+                "column",
+                row["target_entity"],
+                row["target_field"],
+                {
+                    "type": transform.get("custom_type", "String"),
+                    "max_length": 4000 if transform.get("custom_type", "String") == "String" else None,
+                    "label": row["source_field"][:50],
+                },
+            )
+        )
     for rel in playbook.schema["relationships"]:
         if rel["entity"] in entities:
             items.append(SchemaItem("relationship", rel["entity"], rel["column"], rel))
@@ -80,8 +99,14 @@ def manifest(project: Project, playbook: Playbook) -> list[SchemaItem]:
     ):
         items.append(SchemaItem("option", row["target_entity"], row["target_field"], {"label": row["target_label"]}))
     for entity in entities:
-        items.append(SchemaItem("key", entity, f"new_{entity.removeprefix('new_')}_sourcesystemid_key",
-                                {"attributes": [playbook.key_column]}))
+        items.append(
+            SchemaItem(
+                "key",
+                entity,
+                f"new_{entity.removeprefix('new_')}_sourcesystemid_key",
+                {"attributes": [playbook.key_column]},
+            )
+        )
     return items
 
 
@@ -114,28 +139,61 @@ def missing(client: DataverseClient, items: list[SchemaItem]) -> list[SchemaItem
 
 
 _TYPE_BODIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "String": lambda s: {"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "AttributeType": "String",
-                         "AttributeTypeName": {"Value": "StringType"}, "MaxLength": s.get("max_length") or 100,
-                         "FormatName": {"Value": "Text"}},
-    "Memo": lambda s: {"@odata.type": "Microsoft.Dynamics.CRM.MemoAttributeMetadata", "AttributeType": "Memo",
-                       "AttributeTypeName": {"Value": "MemoType"}, "MaxLength": s.get("max_length") or 4000},
-    "Money": lambda s: {"@odata.type": "Microsoft.Dynamics.CRM.MoneyAttributeMetadata", "AttributeType": "Money",
-                        "AttributeTypeName": {"Value": "MoneyType"}, "PrecisionSource": 2},
-    "Decimal": lambda s: {"@odata.type": "Microsoft.Dynamics.CRM.DecimalAttributeMetadata", "AttributeType": "Decimal",
-                          "AttributeTypeName": {"Value": "DecimalType"}, "Precision": 4},
-    "Integer": lambda s: {"@odata.type": "Microsoft.Dynamics.CRM.IntegerAttributeMetadata", "AttributeType": "Integer",
-                          "AttributeTypeName": {"Value": "IntegerType"}, "Format": "None"},
-    "Boolean": lambda s: {"@odata.type": "Microsoft.Dynamics.CRM.BooleanAttributeMetadata", "AttributeType": "Boolean",
-                          "AttributeTypeName": {"Value": "BooleanType"},
-                          "OptionSet": {"@odata.type": "Microsoft.Dynamics.CRM.BooleanOptionSetMetadata",
-                                        "TrueOption": {"Value": 1, "Label": _label("Yes")},
-                                        "FalseOption": {"Value": 0, "Label": _label("No")}}},
-    "DateOnly": lambda s: {"@odata.type": "Microsoft.Dynamics.CRM.DateTimeAttributeMetadata",
-                           "AttributeType": "DateTime", "AttributeTypeName": {"Value": "DateTimeType"},
-                           "Format": "DateOnly", "DateTimeBehavior": {"Value": "DateOnly"}},
-    "DateTime": lambda s: {"@odata.type": "Microsoft.Dynamics.CRM.DateTimeAttributeMetadata",
-                           "AttributeType": "DateTime", "AttributeTypeName": {"Value": "DateTimeType"},
-                           "Format": "DateAndTime", "DateTimeBehavior": {"Value": "UserLocal"}},
+    "String": lambda s: {
+        "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata",
+        "AttributeType": "String",
+        "AttributeTypeName": {"Value": "StringType"},
+        "MaxLength": s.get("max_length") or 100,
+        "FormatName": {"Value": "Text"},
+    },
+    "Memo": lambda s: {
+        "@odata.type": "Microsoft.Dynamics.CRM.MemoAttributeMetadata",
+        "AttributeType": "Memo",
+        "AttributeTypeName": {"Value": "MemoType"},
+        "MaxLength": s.get("max_length") or 4000,
+    },
+    "Money": lambda s: {
+        "@odata.type": "Microsoft.Dynamics.CRM.MoneyAttributeMetadata",
+        "AttributeType": "Money",
+        "AttributeTypeName": {"Value": "MoneyType"},
+        "PrecisionSource": 2,
+    },
+    "Decimal": lambda s: {
+        "@odata.type": "Microsoft.Dynamics.CRM.DecimalAttributeMetadata",
+        "AttributeType": "Decimal",
+        "AttributeTypeName": {"Value": "DecimalType"},
+        "Precision": 4,
+    },
+    "Integer": lambda s: {
+        "@odata.type": "Microsoft.Dynamics.CRM.IntegerAttributeMetadata",
+        "AttributeType": "Integer",
+        "AttributeTypeName": {"Value": "IntegerType"},
+        "Format": "None",
+    },
+    "Boolean": lambda s: {
+        "@odata.type": "Microsoft.Dynamics.CRM.BooleanAttributeMetadata",
+        "AttributeType": "Boolean",
+        "AttributeTypeName": {"Value": "BooleanType"},
+        "OptionSet": {
+            "@odata.type": "Microsoft.Dynamics.CRM.BooleanOptionSetMetadata",
+            "TrueOption": {"Value": 1, "Label": _label("Yes")},
+            "FalseOption": {"Value": 0, "Label": _label("No")},
+        },
+    },
+    "DateOnly": lambda s: {
+        "@odata.type": "Microsoft.Dynamics.CRM.DateTimeAttributeMetadata",
+        "AttributeType": "DateTime",
+        "AttributeTypeName": {"Value": "DateTimeType"},
+        "Format": "DateOnly",
+        "DateTimeBehavior": {"Value": "DateOnly"},
+    },
+    "DateTime": lambda s: {
+        "@odata.type": "Microsoft.Dynamics.CRM.DateTimeAttributeMetadata",
+        "AttributeType": "DateTime",
+        "AttributeTypeName": {"Value": "DateTimeType"},
+        "Format": "DateAndTime",
+        "DateTimeBehavior": {"Value": "UserLocal"},
+    },
 }
 
 
@@ -144,24 +202,34 @@ def _column_body(item: SchemaItem, options: list[str]) -> dict[str, Any]:
     if col_type == "Picklist":
         body = {
             "@odata.type": "Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
-            "AttributeType": "Picklist", "AttributeTypeName": {"Value": "PicklistType"},
-            "OptionSet": {"@odata.type": "Microsoft.Dynamics.CRM.OptionSetMetadata", "IsGlobal": False,
-                          "OptionSetType": "Picklist",
-                          "Options": [{"Value": 100000000 + i, "Label": _label(label)}
-                                      for i, label in enumerate(options)]},
+            "AttributeType": "Picklist",
+            "AttributeTypeName": {"Value": "PicklistType"},
+            "OptionSet": {
+                "@odata.type": "Microsoft.Dynamics.CRM.OptionSetMetadata",
+                "IsGlobal": False,
+                "OptionSetType": "Picklist",
+                "Options": [{"Value": 100000000 + i, "Label": _label(label)} for i, label in enumerate(options)],
+            },
         }
     else:
         body = _TYPE_BODIES[col_type](item.spec)
-    body.update({
-        "SchemaName": item.name,
-        "RequiredLevel": {"Value": "None", "CanBeChanged": True},
-        "DisplayName": _label(item.spec.get("label") or item.name),
-    })
+    body.update(
+        {
+            "SchemaName": item.name,
+            "RequiredLevel": {"Value": "None", "CanBeChanged": True},
+            "DisplayName": _label(item.spec.get("label") or item.name),
+        }
+    )
     return body
 
 
-def apply(client: DataverseClient, items: list[SchemaItem], *, progress: ProgressCallback = no_progress,
-          key_timeout: float = 120.0) -> list[SchemaItem]:
+def apply(
+    client: DataverseClient,
+    items: list[SchemaItem],
+    *,
+    progress: ProgressCallback = no_progress,
+    key_timeout: float = 120.0,
+) -> list[SchemaItem]:
     """Create the missing items, sequentially; returns what was created."""
     todo = missing(client, items)
     options_by_column: dict[tuple[str, str], list[str]] = {}
@@ -173,49 +241,88 @@ def apply(client: DataverseClient, items: list[SchemaItem], *, progress: Progres
         progress(ProgressEvent("schema", item.entity, done, len(todo), message=f"{item.kind} {item.name}"))
         if item.kind == "table":
             primary = item.spec.get("primary", "new_name")
-            client.post_metadata("EntityDefinitions", {
-                "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata",
-                "SchemaName": item.name, "DisplayName": _label(item.spec.get("label", item.name)),
-                "DisplayCollectionName": _label(item.spec.get("plural", item.name)),
-                "Description": _label("Created by CRM Migrator"),
-                "OwnershipType": "UserOwned", "HasNotes": True, "HasActivities": False,
-                "IsActivity": False,
-                "Attributes": [{
-                    "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "IsPrimaryName": True,
-                    "SchemaName": primary, "AttributeType": "String",
-                    "AttributeTypeName": {"Value": "StringType"}, "MaxLength": 200,
-                    "FormatName": {"Value": "Text"},
-                    "RequiredLevel": {"Value": "None", "CanBeChanged": True}, "DisplayName": _label("Name"),
-                }],
-            }, f"creating table {item.name}", SOLUTION)
+            client.post_metadata(
+                "EntityDefinitions",
+                {
+                    "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata",
+                    "SchemaName": item.name,
+                    "DisplayName": _label(item.spec.get("label", item.name)),
+                    "DisplayCollectionName": _label(item.spec.get("plural", item.name)),
+                    "Description": _label("Created by CRM Migrator"),
+                    "OwnershipType": "UserOwned",
+                    "HasNotes": True,
+                    "HasActivities": False,
+                    "IsActivity": False,
+                    "Attributes": [
+                        {
+                            "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata",
+                            "IsPrimaryName": True,
+                            "SchemaName": primary,
+                            "AttributeType": "String",
+                            "AttributeTypeName": {"Value": "StringType"},
+                            "MaxLength": 200,
+                            "FormatName": {"Value": "Text"},
+                            "RequiredLevel": {"Value": "None", "CanBeChanged": True},
+                            "DisplayName": _label("Name"),
+                        }
+                    ],
+                },
+                f"creating table {item.name}",
+                SOLUTION,
+            )
         elif item.kind == "column":
-            client.post_metadata(f"EntityDefinitions(LogicalName='{item.entity}')/Attributes",
-                                 _column_body(item, options_by_column.get((item.entity, item.name), [])),
-                                 f"creating column {item.entity}.{item.name}", SOLUTION)
+            client.post_metadata(
+                f"EntityDefinitions(LogicalName='{item.entity}')/Attributes",
+                _column_body(item, options_by_column.get((item.entity, item.name), [])),
+                f"creating column {item.entity}.{item.name}",
+                SOLUTION,
+            )
             created_columns.add((item.entity, item.name))
         elif item.kind == "relationship":
             spec = item.spec
-            client.post_metadata("RelationshipDefinitions", {
-                "@odata.type": "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata",
-                "SchemaName": f"new_{spec['target']}_{item.entity}_{item.name}",
-                "ReferencedEntity": spec["target"], "ReferencingEntity": item.entity,
-                "Lookup": {"@odata.type": "Microsoft.Dynamics.CRM.LookupAttributeMetadata",
-                           "AttributeType": "Lookup", "AttributeTypeName": {"Value": "LookupType"},
-                           "SchemaName": spec["schema_name"], "DisplayName": _label(spec.get("label", item.name)),
-                           "RequiredLevel": {"Value": "None", "CanBeChanged": True}},
-            }, f"creating lookup {item.entity}.{item.name}", SOLUTION)
+            client.post_metadata(
+                "RelationshipDefinitions",
+                {
+                    "@odata.type": "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata",
+                    "SchemaName": f"new_{spec['target']}_{item.entity}_{item.name}",
+                    "ReferencedEntity": spec["target"],
+                    "ReferencingEntity": item.entity,
+                    "Lookup": {
+                        "@odata.type": "Microsoft.Dynamics.CRM.LookupAttributeMetadata",
+                        "AttributeType": "Lookup",
+                        "AttributeTypeName": {"Value": "LookupType"},
+                        "SchemaName": spec["schema_name"],
+                        "DisplayName": _label(spec.get("label", item.name)),
+                        "RequiredLevel": {"Value": "None", "CanBeChanged": True},
+                    },
+                },
+                f"creating lookup {item.entity}.{item.name}",
+                SOLUTION,
+            )
         elif item.kind == "option":
             if (item.entity, item.name) in created_columns:
                 continue  # created with the column
-            client.post_metadata("InsertOptionValue", {
-                "EntityLogicalName": item.entity, "AttributeLogicalName": item.name,
-                "Label": _label(item.spec["label"]), "SolutionUniqueName": SOLUTION,
-            }, f"adding option {item.spec['label']!r} to {item.entity}.{item.name}")
+            client.post_metadata(
+                "InsertOptionValue",
+                {
+                    "EntityLogicalName": item.entity,
+                    "AttributeLogicalName": item.name,
+                    "Label": _label(item.spec["label"]),
+                    "SolutionUniqueName": SOLUTION,
+                },
+                f"adding option {item.spec['label']!r} to {item.entity}.{item.name}",
+            )
         elif item.kind == "key":
-            client.post_metadata(f"EntityDefinitions(LogicalName='{item.entity}')/Keys", {
-                "SchemaName": item.name, "KeyAttributes": item.spec["attributes"],
-                "DisplayName": _label("Source system id key"),
-            }, f"creating alternate key on {item.entity}", SOLUTION)
+            client.post_metadata(
+                f"EntityDefinitions(LogicalName='{item.entity}')/Keys",
+                {
+                    "SchemaName": item.name,
+                    "KeyAttributes": item.spec["attributes"],
+                    "DisplayName": _label("Source system id key"),
+                },
+                f"creating alternate key on {item.entity}",
+                SOLUTION,
+            )
         client.invalidate(item.entity)
     if todo:
         client.post_metadata("PublishAllXml", {}, "publishing customisations")

@@ -127,9 +127,7 @@ class Project:
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def create(
-        cls, path: Path | str, *, source: str, target: str, edition: str = "enterprise"
-    ) -> Project:
+    def create(cls, path: Path | str, *, source: str, target: str, edition: str = "enterprise") -> Project:
         """Create a new project file; refuses to overwrite an existing one."""
         path = Path(path)
         if source not in SOURCES:
@@ -175,9 +173,7 @@ class Project:
         db = sqlite_utils.Database(conn)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise MigratorError(
-                f"{path}: made by a newer CRM Migrator (schema v{version}); please upgrade the app"
-            )
+            raise MigratorError(f"{path}: made by a newer CRM Migrator (schema v{version}); please upgrade the app")
         for index in range(version, SCHEMA_VERSION):
             conn.execute("BEGIN")
             try:

@@ -25,8 +25,7 @@ def _atomic(path: Path, write: Any) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    _atomic(path, lambda p: p.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False),
-                                         encoding="utf-8"))
+    _atomic(path, lambda p: p.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False), encoding="utf-8"))
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
@@ -45,16 +44,20 @@ def _html(report: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(o['source_object'])}</td><td>{html.escape(o['target_entity'])}</td>"
         f"<td>{o['source_records']}</td><td>{o['loaded']}</td><td>{o['failed']}</td><td>{o['skipped']}</td></tr>"
-        for o in report["objects"])
+        for o in report["objects"]
+    )
     failures = "".join(
         f"<tr><td>{html.escape(str(f['source_object']))}</td><td>{html.escape(str(f['source_id']))}</td>"
         f"<td>{html.escape(str(f['code']))}</td><td>{html.escape(str(f['message']))}</td></tr>"
-        for f in report["failures"])
-    return (f"<!doctype html><meta charset='utf-8'><title>Reconciliation</title>"
-            f"<h1>{html.escape(report['pair'])}</h1><table border=1><tr><th>Object</th><th>Entity</th>"
-            f"<th>Source</th><th>Loaded</th><th>Failed</th><th>Skipped</th></tr>{rows}</table>"
-            f"<h2>Failures</h2><table border=1><tr><th>Object</th><th>Source id</th><th>Code</th>"
-            f"<th>Reason</th></tr>{failures}</table>")
+        for f in report["failures"]
+    )
+    return (
+        f"<!doctype html><meta charset='utf-8'><title>Reconciliation</title>"
+        f"<h1>{html.escape(report['pair'])}</h1><table border=1><tr><th>Object</th><th>Entity</th>"
+        f"<th>Source</th><th>Loaded</th><th>Failed</th><th>Skipped</th></tr>{rows}</table>"
+        f"<h2>Failures</h2><table border=1><tr><th>Object</th><th>Source id</th><th>Code</th>"
+        f"<th>Reason</th></tr>{failures}</table>"
+    )
 
 
 def _xlsx(path: Path, report: dict[str, Any]) -> None:
@@ -69,8 +72,19 @@ def _xlsx(path: Path, report: dict[str, Any]) -> None:
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for o in report["objects"]:
-        ws.append([o["source_object"], o["target_entity"], o["source_records"], o["loaded"], o["created"],
-                   o["updated"], o["unchanged"], o["failed"], o["skipped"]])
+        ws.append(
+            [
+                o["source_object"],
+                o["target_entity"],
+                o["source_records"],
+                o["loaded"],
+                o["created"],
+                o["updated"],
+                o["unchanged"],
+                o["failed"],
+                o["skipped"],
+            ]
+        )
     fails = wb.create_sheet("Failures")
     fails.append(["Object", "Part", "Source id", "Outcome", "Code", "Reason"])
     for f in report["failures"]:

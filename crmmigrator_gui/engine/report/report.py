@@ -20,7 +20,8 @@ def build_report(project: Project) -> dict[str, Any]:
     playbook = load_playbook(project.source, project.target, project.edition)
     live = project.query(
         "SELECT id, status, started_at, finished_at, requests, seconds FROM runs WHERE kind = 'load' AND status NOT IN "
-        "('rolled_back') ORDER BY id DESC LIMIT 1")
+        "('rolled_back') ORDER BY id DESC LIMIT 1"
+    )
     run = live[0] if live else None
     summary = summarize(project, run["id"], kind="load", status=run["status"]) if run else None
     by_obj = {o["source_object"]: o for o in (summary.objects if summary else [])}
@@ -34,17 +35,19 @@ def build_report(project: Project) -> dict[str, Any]:
         counts = by_obj.get(name, {})
         first_part = next(p for p in playbook.obj(name).parts)
         loaded = sum(counts.get(k, 0) for k in ("created", "updated", "unchanged"))
-        objects.append({
-            "source_object": name,
-            "target_entity": first_part.entity,
-            "source_records": project.staged_count(name),
-            "loaded": loaded,
-            "failed": counts.get("failed", 0),
-            "skipped": counts.get("skipped", 0),
-            "created": counts.get("created", 0),
-            "updated": counts.get("updated", 0),
-            "unchanged": counts.get("unchanged", 0),
-        })
+        objects.append(
+            {
+                "source_object": name,
+                "target_entity": first_part.entity,
+                "source_records": project.staged_count(name),
+                "loaded": loaded,
+                "failed": counts.get("failed", 0),
+                "skipped": counts.get("skipped", 0),
+                "created": counts.get("created", 0),
+                "updated": counts.get("updated", 0),
+                "unchanged": counts.get("unchanged", 0),
+            }
+        )
     totals = {k: sum(o[k] for o in objects) for k in ("source_records", "loaded", "failed", "skipped")}
     return {
         "project": str(project.path),
@@ -55,8 +58,9 @@ def build_report(project: Project) -> dict[str, Any]:
         "totals": totals,
         "failures": (summary.failures[:500] if summary else []),
         "exceptions": payment_exceptions(project),
-        "runs": project.query("SELECT id, kind, status, started_at, finished_at, requests, seconds FROM runs "
-                              "ORDER BY id"),
+        "runs": project.query(
+            "SELECT id, kind, status, started_at, finished_at, requests, seconds FROM runs ORDER BY id"
+        ),
     }
 
 
@@ -92,11 +96,25 @@ def payment_exceptions(project: Project) -> list[dict[str, Any]]:
     for invoice, amount in paid.items():
         total = invoice_totals.get(invoice)
         if total is not None and amount > total:
-            found.append({"source_object": "invoices", "source_id": invoice, "kind": "overpaid",
-                          "amount": str(amount), "total": str(total)})
+            found.append(
+                {
+                    "source_object": "invoices",
+                    "source_id": invoice,
+                    "kind": "overpaid",
+                    "amount": str(amount),
+                    "total": str(total),
+                }
+            )
         elif total is not None and 0 < amount < total:
-            found.append({"source_object": "invoices", "source_id": invoice, "kind": "partially paid",
-                          "amount": str(amount), "total": str(total)})
+            found.append(
+                {
+                    "source_object": "invoices",
+                    "source_id": invoice,
+                    "kind": "partially paid",
+                    "amount": str(amount),
+                    "total": str(total),
+                }
+            )
     return found
 
 
@@ -104,8 +122,10 @@ def to_text(report: dict[str, Any]) -> str:
     lines = [f"{report['pair']} ({report['edition']})", ""]
     lines.append(f"{'object':<16}{'entity':<18}{'source':>8}{'loaded':>8}{'failed':>8}{'skipped':>8}")
     for o in report["objects"]:
-        lines.append(f"{o['source_object']:<16}{o['target_entity']:<18}{o['source_records']:>8}{o['loaded']:>8}"
-                     f"{o['failed']:>8}{o['skipped']:>8}")
+        lines.append(
+            f"{o['source_object']:<16}{o['target_entity']:<18}{o['source_records']:>8}{o['loaded']:>8}"
+            f"{o['failed']:>8}{o['skipped']:>8}"
+        )
     t = report["totals"]
     lines.append(f"{'total':<34}{t['source_records']:>8}{t['loaded']:>8}{t['failed']:>8}{t['skipped']:>8}")
     if report["exceptions"]:

@@ -50,24 +50,32 @@ class _Batch:
     items: list[tuple[str, Payload]] = field(default_factory=list)  # (source id, payload)
 
 
-def load(project: Project, *, progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
-         batch_size: int = BATCH_SIZE, actor: str | None = None) -> RunResult:
+def load(
+    project: Project,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    batch_size: int = BATCH_SIZE,
+    actor: str | None = None,
+) -> RunResult:
     """Run (or resume) the full load. Raises BlockedError while the map is unconfirmed."""
     assert_confirmed(project)
     playbook = load_playbook(project.source, project.target, project.edition)
     client, sandbox = open_destination(project)
     try:
         ensure_schema(project, playbook, client, progress)
-        return _Runner(project, playbook, client, progress, cancel or CancelToken(), batch_size,
-                       actor or current_actor()).run()
+        return _Runner(
+            project, playbook, client, progress, cancel or CancelToken(), batch_size, actor or current_actor()
+        ).run()
     finally:
         client.close()
         if sandbox is not None:
             sandbox.close()
 
 
-def ensure_schema(project: Project, playbook: Playbook, client: DataverseClient,
-                  progress: ProgressCallback = no_progress) -> None:
+def ensure_schema(
+    project: Project, playbook: Playbook, client: DataverseClient, progress: ProgressCallback = no_progress
+) -> None:
     """Stop (exit 3) when the destination lacks the custom schema — except on a sandbox, which we provision."""
     items = schema.manifest(project, playbook)
     absent = schema.missing(client, items)
@@ -75,16 +83,26 @@ def ensure_schema(project: Project, playbook: Playbook, client: DataverseClient,
         return
     if not is_sandbox(project):
         names = ", ".join(sorted({f"{i.entity}.{i.name}" for i in absent})[:6])
-        raise BlockedError(f"the destination lacks {len(absent)} schema item(s) ({names}…); "
-                           "run `crmmigrator schema PROJECT apply` (or give the manifest to the admin)")
+        raise BlockedError(
+            f"the destination lacks {len(absent)} schema item(s) ({names}…); "
+            "run `crmmigrator schema PROJECT apply` (or give the manifest to the admin)"
+        )
     created = schema.apply(client, items, progress=progress)
     with project.step("schema apply (sandbox)", {"created": [i.to_json() for i in created]}):
         pass
 
 
 class _Runner:
-    def __init__(self, project: Project, playbook: Playbook, client: DataverseClient, progress: ProgressCallback,
-                 cancel: CancelToken, batch_size: int, actor: str) -> None:
+    def __init__(
+        self,
+        project: Project,
+        playbook: Playbook,
+        client: DataverseClient,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+        batch_size: int,
+        actor: str,
+    ) -> None:
         self.project = project
         self.playbook = playbook
         self.client = client
@@ -106,7 +124,8 @@ class _Runner:
     def _open_run(self) -> int:
         row = self.project.query(
             "SELECT id FROM runs WHERE kind = 'load' AND status IN ('running', 'cancelled', 'interrupted') "
-            "ORDER BY id DESC LIMIT 1")
+            "ORDER BY id DESC LIMIT 1"
+        )
         target = json.dumps({"url": self.client.org_url})
         with self.project.step("load start", {"resume": bool(row)}, actor=self.actor):
             if row:
@@ -115,22 +134,30 @@ class _Runner:
             else:
                 cur = self.project.db.conn.execute(
                     "INSERT INTO runs (kind, status, started_at, actor, target, stats) VALUES "
-                    "('load', 'running', ?, ?, ?, '{}')", (now_iso(), self.actor, target))
+                    "('load', 'running', ?, ?, ?, '{}')",
+                    (now_iso(), self.actor, target),
+                )
                 run_id = int(cur.lastrowid or 0)
-        self.seq = int(self.project.scalar("SELECT COALESCE(MAX(seq), 0) FROM crosswalk WHERE run_id = ?",
-                                           (run_id,)) or 0)
+        self.seq = int(
+            self.project.scalar("SELECT COALESCE(MAX(seq), 0) FROM crosswalk WHERE run_id = ?", (run_id,)) or 0
+        )
         return run_id
 
     def run(self) -> RunResult:
         self.run_id = self._open_run()
         done_before = {
-            (r["part"], r["source_id"]): r["action"] for r in self.project.query(
+            (r["part"], r["source_id"]): r["action"]
+            for r in self.project.query(
                 "SELECT part, source_id, action FROM crosswalk WHERE run_id = ? AND action IN "
-                "('created','updated','unchanged','failed','skipped')", (self.run_id,))
+                "('created','updated','unchanged','failed','skipped')",
+                (self.run_id,),
+            )
         }
         pending_keys = {
-            r["key"] for r in self.project.query(
-                "SELECT key FROM crosswalk WHERE run_id = ? AND action = 'pending'", (self.run_id,))
+            r["key"]
+            for r in self.project.query(
+                "SELECT key FROM crosswalk WHERE run_id = ? AND action = 'pending'", (self.run_id,)
+            )
         }
         status = "completed"
         try:
@@ -156,15 +183,18 @@ class _Runner:
             result.status = status
         seconds = time.monotonic() - self.start
         requests = self.client.requests - self.requests_at_start
-        result.requests = requests + int(self.project.scalar("SELECT requests FROM runs WHERE id = ?",
-                                                             (self.run_id,)) or 0)
-        result.seconds = round(seconds + float(self.project.scalar("SELECT seconds FROM runs WHERE id = ?",
-                                                                   (self.run_id,)) or 0), 3)
+        result.requests = requests + int(
+            self.project.scalar("SELECT requests FROM runs WHERE id = ?", (self.run_id,)) or 0
+        )
+        result.seconds = round(
+            seconds + float(self.project.scalar("SELECT seconds FROM runs WHERE id = ?", (self.run_id,)) or 0), 3
+        )
         result.warnings = self.warnings
         with self.project.step(f"load {status}", {"run_id": self.run_id, "requests": requests}, actor=self.actor):
             self.project.db.conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, stats = ?, requests = ?, seconds = ? WHERE id = ?",
-                (status, now_iso(), json.dumps(result.to_json()), result.requests, result.seconds, self.run_id))
+                (status, now_iso(), json.dumps(result.to_json()), result.requests, result.seconds, self.run_id),
+            )
         return result
 
     # ------------------------------------------------------------------ owners
@@ -191,8 +221,10 @@ class _Runner:
                 else:
                     unmatched.append(name or source_id)
             if unmatched:
-                self.warnings.append(f"{len(unmatched)} field worker(s) have no active user with their e-mail; "
-                                     f"their records are owned by the migration user: {', '.join(unmatched[:10])}")
+                self.warnings.append(
+                    f"{len(unmatched)} field worker(s) have no active user with their e-mail; "
+                    f"their records are owned by the migration user: {', '.join(unmatched[:10])}"
+                )
 
     # ------------------------------------------------------------------ parts
     def _records(self, part: Part) -> list[tuple[str, dict[str, Any], list[tuple[str, dict[str, Any]]] | None]]:
@@ -221,8 +253,7 @@ class _Runner:
                 done += len(members_of[source_id])
                 continue
             try:
-                payload = self.builder.build(part, source_id, raw, meta,
-                                             [m[1] for m in members] if members else None)
+                payload = self.builder.build(part, source_id, raw, meta, [m[1] for m in members] if members else None)
             except Skip as exc:
                 outcomes[source_id] = Outcome("skipped", code=Skip.code, message=str(exc))
             except BuildError as exc:
@@ -244,14 +275,18 @@ class _Runner:
         eta = (total - done) / rate if rate > 0 else None
         self.progress(ProgressEvent("load", part.qualified, done, total, rate=rate, eta_seconds=eta))
 
-    def _flush(self, batch: _Batch, outcomes: dict[str, Outcome], members_of: dict[str, list[str]],
-               pending_keys: set[str]) -> int:
+    def _flush(
+        self, batch: _Batch, outcomes: dict[str, Outcome], members_of: dict[str, list[str]], pending_keys: set[str]
+    ) -> int:
         part, meta = batch.part, batch.meta
         if batch.items:
-            columns = sorted({c for _sid, p in batch.items for c in p.body if "@" not in c}
-                             | {f"_{col}_value" for _sid, p in batch.items for col, _d in p.binds.values()})
-            existing = self.client.find_by_keys(meta, self.playbook.key_column,
-                                                [p.key for _sid, p in batch.items], columns)
+            columns = sorted(
+                {c for _sid, p in batch.items for c in p.body if "@" not in c}
+                | {f"_{col}_value" for _sid, p in batch.items for col, _d in p.binds.values()}
+            )
+            existing = self.client.find_by_keys(
+                meta, self.playbook.key_column, [p.key for _sid, p in batch.items], columns
+            )
             creates: list[tuple[str, Payload]] = []
             updates: list[tuple[str, Payload, dict[str, Any], dict[str, Any]]] = []
             for source_id, payload in batch.items:
@@ -284,15 +319,17 @@ class _Runner:
                 self.project.db.conn.execute(
                     "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, action, "
                     "at) VALUES (?,?,?,?,?,?,?, 'pending', ?)",
-                    (self.run_id, self.seq, part.obj, part.name, source_id, part.entity, payload.key, now_iso()))
+                    (self.run_id, self.seq, part.obj, part.name, source_id, part.entity, payload.key, now_iso()),
+                )
 
     def _create(self, meta: EntityMeta, creates: list[tuple[str, Payload]]) -> dict[str, Outcome]:
         bodies = [p.body for _sid, p in creates]
         if self.client.supports_bulk(meta.logical, "CreateMultiple"):
             try:
                 ids = self.client.create_multiple(meta, bodies)
-                return {sid: Outcome("created", dest, written=p.body)
-                        for (sid, p), dest in zip(creates, ids, strict=True)}
+                return {
+                    sid: Outcome("created", dest, written=p.body) for (sid, p), dest in zip(creates, ids, strict=True)
+                }
             except DestinationError:
                 pass  # all-or-nothing: find the bad rows one by one below
         ops = [BatchOp("POST", self.client.path(meta.entity_set), body) for body in bodies]
@@ -306,19 +343,28 @@ class _Runner:
                 outcomes[sid] = Outcome("failed", code=code or str(result.status), message=explain(code, message))
         return outcomes
 
-    def _update(self, meta: EntityMeta, updates: list[tuple[str, Payload, dict[str, Any], dict[str, Any]]]
-                ) -> dict[str, Outcome]:
+    def _update(
+        self, meta: EntityMeta, updates: list[tuple[str, Payload, dict[str, Any], dict[str, Any]]]
+    ) -> dict[str, Outcome]:
         bodies = [changes for _sid, _p, changes, _prior in updates]
         if self.client.supports_bulk(meta.logical, "UpdateMultiple"):
             try:
                 self.client.update_multiple(meta, bodies)
-                return {sid: Outcome("updated", ch[meta.primary_id], prior=prior, written=ch)
-                        for sid, _p, ch, prior in updates}
+                return {
+                    sid: Outcome("updated", ch[meta.primary_id], prior=prior, written=ch)
+                    for sid, _p, ch, prior in updates
+                }
             except DestinationError:
                 pass
-        ops = [BatchOp("PATCH", self.client.path(f"{meta.entity_set}({ch[meta.primary_id]})"),
-                       {k: v for k, v in ch.items() if k != meta.primary_id}, {"If-Match": "*"})
-               for _sid, _p, ch, _prior in updates]
+        ops = [
+            BatchOp(
+                "PATCH",
+                self.client.path(f"{meta.entity_set}({ch[meta.primary_id]})"),
+                {k: v for k, v in ch.items() if k != meta.primary_id},
+                {"If-Match": "*"},
+            )
+            for _sid, _p, ch, _prior in updates
+        ]
         outcomes = {}
         for (sid, _p, ch, prior), result in zip(updates, self.client.batch(ops), strict=True):
             if result.ok:
@@ -334,8 +380,14 @@ class _Runner:
         for sid, payload in batch.items:
             outcome = outcomes.get(sid)
             if payload.post_state and outcome and outcome.action in ("created", "updated") and outcome.dest_id:
-                ops.append(BatchOp("PATCH", self.client.path(f"{meta.entity_set}({outcome.dest_id})"),
-                                   payload.post_state, {"If-Match": "*"}))
+                ops.append(
+                    BatchOp(
+                        "PATCH",
+                        self.client.path(f"{meta.entity_set}({outcome.dest_id})"),
+                        payload.post_state,
+                        {"If-Match": "*"},
+                    )
+                )
                 owners.append(sid)
         if not ops:
             return
@@ -349,20 +401,38 @@ class _Runner:
             conn = self.project.db.conn
             for sid, outcome in outcomes.items():
                 key = keys.get(sid) or self.builder.key(part, sid)
-                conn.execute("DELETE FROM crosswalk WHERE run_id = ? AND key = ? AND target_entity = ? AND "
-                             "action = 'pending'", (self.run_id, key, part.entity))
+                conn.execute(
+                    "DELETE FROM crosswalk WHERE run_id = ? AND key = ? AND target_entity = ? AND action = 'pending'",
+                    (self.run_id, key, part.entity),
+                )
                 self.seq += 1
                 conn.execute(
                     "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, dest_id, "
                     "action, prior, written, error_code, error_message, at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (self.run_id, self.seq, part.obj, part.name, sid, part.entity, key, outcome.dest_id,
-                     outcome.action, _dump(outcome.prior), _dump(outcome.written), outcome.code, outcome.message,
-                     now_iso()))
+                    (
+                        self.run_id,
+                        self.seq,
+                        part.obj,
+                        part.name,
+                        sid,
+                        part.entity,
+                        key,
+                        outcome.dest_id,
+                        outcome.action,
+                        _dump(outcome.prior),
+                        _dump(outcome.written),
+                        outcome.code,
+                        outcome.message,
+                        now_iso(),
+                    ),
+                )
                 if outcome.dest_id and outcome.action in ("created", "updated", "unchanged"):
                     self.xref[(part.entity, key)] = outcome.dest_id
                     conn.execute(
                         "INSERT INTO xref VALUES (?,?,?,?,?,?) ON CONFLICT(target_entity, key) DO UPDATE SET "
-                        "dest_id = excluded.dest_id", (part.entity, key, outcome.dest_id, part.obj, sid, part.name))
+                        "dest_id = excluded.dest_id",
+                        (part.entity, key, outcome.dest_id, part.obj, sid, part.name),
+                    )
             conn.execute("UPDATE runs SET stats = stats WHERE id = ?", (self.run_id,))
 
     # ------------------------------------------------------------------ links
@@ -380,7 +450,7 @@ class _Runner:
                 wanted[self.builder.key(part, sid)] = (sid, here, there)
         keys = list(wanted)
         for start in range(0, len(keys), self.batch_size):
-            chunk = keys[start:start + self.batch_size]
+            chunk = keys[start : start + self.batch_size]
             existing = self.client.find_by_keys(meta, self.playbook.key_column, chunk, [f"_{link['column']}_value"])
             todo = []
             for key in chunk:
@@ -390,9 +460,15 @@ class _Runner:
                     todo.append((key, sid, here, there, current))
             if not todo:
                 continue
-            ops = [BatchOp("PATCH", self.client.path(f"{meta.entity_set}({here})"),
-                           {f"{nav}@odata.bind": f"/{self.builder.entity_set(target.entity)}({there})"},
-                           {"If-Match": "*"}) for _k, _s, here, there, _c in todo]
+            ops = [
+                BatchOp(
+                    "PATCH",
+                    self.client.path(f"{meta.entity_set}({here})"),
+                    {f"{nav}@odata.bind": f"/{self.builder.entity_set(target.entity)}({there})"},
+                    {"If-Match": "*"},
+                )
+                for _k, _s, here, there, _c in todo
+            ]
             results = self.client.batch(ops)
             with self.project.transaction():
                 for (key, sid, here, there, current), result in zip(todo, results, strict=True):
@@ -401,11 +477,23 @@ class _Runner:
                         "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, "
                         "dest_id, action, prior, written, error_code, error_message, at) VALUES "
                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (self.run_id, self.seq, part.obj, f"{part.name}:link", sid, part.entity, key, here,
-                         "linked" if result.ok else "link_failed",
-                         json.dumps({f"{nav}@odata.bind": _bind_or_null(self.builder, target.entity, current)}),
-                         json.dumps({f"{nav}@odata.bind": there}), None if result.ok else result.error[0],
-                         None if result.ok else result.error[1], now_iso()))
+                        (
+                            self.run_id,
+                            self.seq,
+                            part.obj,
+                            f"{part.name}:link",
+                            sid,
+                            part.entity,
+                            key,
+                            here,
+                            "linked" if result.ok else "link_failed",
+                            json.dumps({f"{nav}@odata.bind": _bind_or_null(self.builder, target.entity, current)}),
+                            json.dumps({f"{nav}@odata.bind": there}),
+                            None if result.ok else result.error[0],
+                            None if result.ok else result.error[1],
+                            now_iso(),
+                        ),
+                    )
             self.cancel.raise_if_cancelled()
 
 
@@ -416,7 +504,7 @@ def _bind_or_null(builder: PayloadBuilder, entity: str, dest: str | None) -> str
 def _dump(value: Any) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, default=lambda v: str(v) if not isinstance(v, Decimal) else str(v), ensure_ascii=False)
+    return json.dumps(value, default=str, ensure_ascii=False)
 
 
 def _same(ours: Any, theirs: Any) -> bool:

@@ -77,9 +77,16 @@ def summarize(project: Project, run_id: int, *, kind: str, status: str) -> RunRe
     ):
         actions[(row["part"], row["source_id"])] = row["action"]
         if row["action"] in ("failed", "skipped"):
-            failures.append({"source_object": row["source_object"], "part": row["part"],
-                             "source_id": row["source_id"], "action": row["action"],
-                             "code": row["error_code"], "message": row["error_message"]})
+            failures.append(
+                {
+                    "source_object": row["source_object"],
+                    "part": row["part"],
+                    "source_id": row["source_id"],
+                    "action": row["action"],
+                    "code": row["error_code"],
+                    "message": row["error_message"],
+                }
+            )
     objects = []
     parts_by_obj = defaultdict(list)
     for part in load_order(playbook, project.source_object_names()):
@@ -101,11 +108,13 @@ def summarize(project: Project, run_id: int, *, kind: str, status: str) -> RunRe
         totals = dict.fromkeys(COUNT_KEYS, 0)
         for action in per_record.values():
             totals[action] += 1
-        objects.append({
-            "source_object": obj_name,
-            "target_entity": parts[0].entity,
-            "source_records": project.staged_count(obj_name),
-            **totals,
-            "parts": part_counts,
-        })
+        objects.append(
+            {
+                "source_object": obj_name,
+                "target_entity": parts[0].entity,
+                "source_records": project.staged_count(obj_name),
+                **totals,
+                "parts": part_counts,
+            }
+        )
     return RunResult(run_id=run_id, kind=kind, status=status, objects=objects, failures=failures)

@@ -23,8 +23,12 @@ BATCH = 200
 
 
 def runs_to_roll_back(project: Project, run_id: int | None, all_runs: bool) -> list[int]:
-    live = [r["id"] for r in project.query(
-        "SELECT id FROM runs WHERE status NOT IN ('rolled_back') AND kind != 'rollback' ORDER BY id DESC")]
+    live = [
+        r["id"]
+        for r in project.query(
+            "SELECT id FROM runs WHERE status NOT IN ('rolled_back') AND kind != 'rollback' ORDER BY id DESC"
+        )
+    ]
     if all_runs:
         return live
     if run_id is not None:
@@ -36,9 +40,15 @@ def runs_to_roll_back(project: Project, run_id: int | None, all_runs: bool) -> l
     return live[:1]
 
 
-def rollback(project: Project, *, run_id: int | None = None, all_runs: bool = False,
-             progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
-             actor: str | None = None) -> list[RunResult]:
+def rollback(
+    project: Project,
+    *,
+    run_id: int | None = None,
+    all_runs: bool = False,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    actor: str | None = None,
+) -> list[RunResult]:
     cancel = cancel or CancelToken()
     who = actor or current_actor()
     client, sandbox = open_destination(project)
@@ -53,15 +63,18 @@ def rollback(project: Project, *, run_id: int | None = None, all_runs: bool = Fa
     return results
 
 
-def _rollback_run(project: Project, client: DataverseClient, run_id: int, progress: ProgressCallback,
-                  cancel: CancelToken, actor: str) -> RunResult:
+def _rollback_run(
+    project: Project, client: DataverseClient, run_id: int, progress: ProgressCallback, cancel: CancelToken, actor: str
+) -> RunResult:
     start = time.monotonic()
     requests_before = client.requests
     with project.step("rollback start", {"run_id": run_id}, actor=actor):
         project.db.conn.execute("UPDATE runs SET status = 'rolling_back' WHERE id = ?", (run_id,))
     rows = project.query(
         "SELECT id, target_entity, key, dest_id, action, prior FROM crosswalk WHERE run_id = ? AND rolled_back_at "
-        "IS NULL AND action IN ('linked', 'updated', 'created', 'pending') ORDER BY seq DESC", (run_id,))
+        "IS NULL AND action IN ('linked', 'updated', 'created', 'pending') ORDER BY seq DESC",
+        (run_id,),
+    )
     links = [r for r in rows if r["action"] == "linked"]
     updates = [r for r in rows if r["action"] == "updated"]
     creates = [r for r in rows if r["action"] in ("created", "pending")]
@@ -70,7 +83,7 @@ def _rollback_run(project: Project, client: DataverseClient, run_id: int, progre
     problems: list[str] = []
     for group, op_kind in ((links, "restore"), (updates, "restore"), (creates, "delete")):
         for startix in range(0, len(group), BATCH):
-            chunk = group[startix:startix + BATCH]
+            chunk = group[startix : startix + BATCH]
             ops, keep = [], []
             for row in chunk:
                 meta = client.entity(row["target_entity"])
@@ -91,11 +104,13 @@ def _rollback_run(project: Project, client: DataverseClient, run_id: int, progre
                     if not ok:
                         problems.append(f"{row['target_entity']} {row['key']}: {results[index].error[1]}")
                         continue
-                    project.db.conn.execute("UPDATE crosswalk SET rolled_back_at = ? WHERE id = ?",
-                                            (now_iso(), row["id"]))
+                    project.db.conn.execute(
+                        "UPDATE crosswalk SET rolled_back_at = ? WHERE id = ?", (now_iso(), row["id"])
+                    )
                     if op_kind == "delete":
-                        project.db.conn.execute("DELETE FROM xref WHERE target_entity = ? AND key = ?",
-                                                (row["target_entity"], row["key"]))
+                        project.db.conn.execute(
+                            "DELETE FROM xref WHERE target_entity = ? AND key = ?", (row["target_entity"], row["key"])
+                        )
             done += len(chunk)
             progress(ProgressEvent("rollback", f"run {run_id}", done, total))
             cancel.raise_if_cancelled()
@@ -106,7 +121,9 @@ def _rollback_run(project: Project, client: DataverseClient, run_id: int, progre
     deleted = {}
     for row in project.query(
         "SELECT source_object, COUNT(*) AS n FROM crosswalk WHERE run_id = ? AND action = 'created' AND "
-        "rolled_back_at IS NOT NULL GROUP BY source_object", (run_id,)):
+        "rolled_back_at IS NOT NULL GROUP BY source_object",
+        (run_id,),
+    ):
         deleted[row["source_object"]] = row["n"]
     for obj in result.objects:
         obj["deleted"] = deleted.get(obj["source_object"], 0)

@@ -106,9 +106,7 @@ def detect_encoding(path: Path, head: bytes, label: str) -> str:
         if wide:
             return wide
         row = head[: head.index(b"\x00")].count(b"\n") + 1
-        raise InputError(
-            "this looks like a binary file, not text: it contains NUL bytes", file=label, row=row
-        )
+        raise InputError("this looks like a binary file, not text: it contains NUL bytes", file=label, row=row)
     sample = head if not head.isascii() else _first_non_ascii_region(path, len(head))
     if sample is None:
         return "utf-8"  # pure ASCII: any ASCII-compatible reading is the same
@@ -291,10 +289,7 @@ def iter_csv_rows(path: Path, fmt: CsvFormat, label: str) -> Iterator[Row]:
                 rownum += 1
                 yield (
                     rownum,
-                    [
-                        None if not v or v.isspace() else (unwrap_text_formula(v) if v[0] == "=" else v)
-                        for v in record
-                    ],
+                    [None if not v or v.isspace() else (unwrap_text_formula(v) if v[0] == "=" else v) for v in record],
                 )
         except _BadLine as exc:
             if exc.kind == "nul":
@@ -309,8 +304,6 @@ def iter_csv_rows(path: Path, fmt: CsvFormat, label: str) -> Iterator[Row]:
                 row=rownum + 1,
             ) from None
         except csv.Error as exc:
-            raise InputError(
-                f"cannot read this row as delimited text: {exc}", file=label, row=rownum + 1
-            ) from None
+            raise InputError(f"cannot read this row as delimited text: {exc}", file=label, row=rownum + 1) from None
         finally:
             lines.close()

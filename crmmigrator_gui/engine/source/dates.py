@@ -80,15 +80,9 @@ _ISO_RE = re.compile(
 _NUM_DATE_RE = re.compile(r"(\d{1,4})([/\-.])(\d{1,2})\2(\d{1,4})(?:(?:\s+|T)(.+))?")
 _COMPACT_RE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _WEEKDAY_PREFIX_RE = re.compile(r"(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)[a-z]*\.?,?\s+", re.I)
-_DAY_MONTH_NAME_RE = re.compile(
-    r"(\d{1,2})(?:st|nd|rd|th)?[\s\-/]+([A-Za-z]{3,9})\.?[\s\-/,]+(\d{2,4})(?:,?\s+(.+))?"
-)
-_MONTH_NAME_DAY_RE = re.compile(
-    r"([A-Za-z]{3,9})\.?[\s\-]+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})(?:,?\s+(.+))?"
-)
-_TIME_RE = re.compile(
-    r"(\d{1,2})(?:[:.](\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?)?\s*([AaPp])?\.?\s*(?:[Mm]\.?)?"
-)
+_DAY_MONTH_NAME_RE = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?[\s\-/]+([A-Za-z]{3,9})\.?[\s\-/,]+(\d{2,4})(?:,?\s+(.+))?")
+_MONTH_NAME_DAY_RE = re.compile(r"([A-Za-z]{3,9})\.?[\s\-]+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})(?:,?\s+(.+))?")
+_TIME_RE = re.compile(r"(\d{1,2})(?:[:.](\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?)?\s*([AaPp])?\.?\s*(?:[Mm]\.?)?")
 
 _MONTHS = {
     name: number
@@ -260,8 +254,7 @@ def parse_date(value: str, fmt: str | None = None) -> date | datetime:
         if SERIAL_MIN <= number < SERIAL_MAX + 1:
             return excel_serial_to_date(number)
         raise ValueError(
-            f"{value!r} is a number but not an Excel date serial "
-            f"(those run from {SERIAL_MIN} to {SERIAL_MAX})"
+            f"{value!r} is a number but not an Excel date serial (those run from {SERIAL_MIN} to {SERIAL_MAX})"
         )
 
     iso = _parse_iso(text)
@@ -431,8 +424,6 @@ def to_utc(value: date | datetime, tz: str) -> datetime | date:
         try:
             zone = ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {tz!r} (expected an IANA name such as 'Australia/Sydney')"
-            ) from None
+            raise ValueError(f"unknown time zone {tz!r} (expected an IANA name such as 'Australia/Sydney')") from None
         value = value.replace(tzinfo=zone)
     return value.astimezone(UTC)

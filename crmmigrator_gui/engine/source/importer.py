@@ -110,7 +110,7 @@ def recognise_object(playbook: Playbook, table: SourceTable) -> tuple[SourceObje
     """Which source object a table holds: sheet/file name similarity plus header coverage."""
     best: tuple[SourceObject | None, float] = (None, 0.0)
     for obj in playbook.objects:
-        name_score = match_name(table.name, obj.sheet_aliases + (obj.name, obj.label)).score
+        name_score = match_name(table.name, (*obj.sheet_aliases, obj.name, obj.label)).score
         roles = header_roles(obj, table.columns)
         id_found = all(role in roles for role in obj.id_roles)
         coverage = len(roles) / max(1, len(obj.roles))
@@ -199,11 +199,7 @@ def _import_table(
         raise InputError(f"no id column found for {obj.label} (expected one like {wanted})", file=where)
     id_columns = [roles[r][0] for r in obj.id_roles]
     id_indexes = [table.columns.index(c) for c in id_columns]
-    dropped = [
-        column
-        for role_name, (column, _score) in roles.items()
-        if obj.roles[role_name].do_not_migrate
-    ]
+    dropped = [column for role_name, (column, _score) in roles.items() if obj.roles[role_name].do_not_migrate]
     keep = [i for i, c in enumerate(table.columns) if c not in dropped]
     columns = [table.columns[i] for i in keep]
     seen: dict[str, tuple[int, str]] = {}

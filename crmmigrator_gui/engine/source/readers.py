@@ -241,9 +241,7 @@ def open_tables(path: Path) -> list[SourceTable]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         accepted = ", ".join(sorted(SUPPORTED_SUFFIXES))
-        raise InputError(
-            f"unsupported file type {suffix or '(no extension)'!r}; use one of {accepted}", file=label
-        )
+        raise InputError(f"unsupported file type {suffix or '(no extension)'!r}; use one of {accepted}", file=label)
     if not path.exists():
         raise InputError("the file does not exist", file=label)
     if not path.is_file():

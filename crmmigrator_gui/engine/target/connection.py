@@ -82,9 +82,18 @@ def settings(project: Project, side: str = "target") -> ConnectionSettings:
     return ConnectionSettings(**data)
 
 
-def configure(project: Project, side: str, *, url: str | None, auth: str | None, tenant: str | None,
-              client_id: str | None, token_url: str | None, username: str | None,
-              secret: str | None) -> ConnectionSettings:
+def configure(
+    project: Project,
+    side: str,
+    *,
+    url: str | None,
+    auth: str | None,
+    tenant: str | None,
+    client_id: str | None,
+    token_url: str | None,
+    username: str | None,
+    secret: str | None,
+) -> ConnectionSettings:
     """Record a connection (secrets to the keyring only) as one audited step."""
     if side not in ("source", "target"):
         raise UsageError("connect takes `source` or `target`")
@@ -95,8 +104,15 @@ def configure(project: Project, side: str, *, url: str | None, auth: str | None,
         raise UsageError("--url is required for a real destination")
     if method in ("client-credentials", "static-token") and not secret:
         raise UsageError("this auth method needs a secret: --secret-env VAR or --secret-stdin")
-    conn = ConnectionSettings(kind="embedded" if url is None else "remote", url=url, auth=method, tenant=tenant,
-                              client_id=client_id, token_url=token_url, username=username)
+    conn = ConnectionSettings(
+        kind="embedded" if url is None else "remote",
+        url=url,
+        auth=method,
+        tenant=tenant,
+        client_id=client_id,
+        token_url=token_url,
+        username=username,
+    )
     if secret:
         store_secret(project, side, client_id, secret)
     with project.step("connect", {"side": side, **conn.to_json()}):
@@ -152,8 +168,13 @@ def test_connection(project: Project) -> dict[str, Any]:
     client, sandbox = open_destination(project)
     try:
         who = client.whoami()
-        return {"ok": True, "user_id": who.get("UserId"), "organization_id": who.get("OrganizationId"),
-                "url": client.org_url, "requests": client.requests}
+        return {
+            "ok": True,
+            "user_id": who.get("UserId"),
+            "organization_id": who.get("OrganizationId"),
+            "url": client.org_url,
+            "requests": client.requests,
+        }
     finally:
         client.close()
         if sandbox is not None:

@@ -14,7 +14,6 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -64,9 +63,7 @@ class EntityMeta:
     def nav_property(self, column: str, target: str) -> str:
         nav = self.navigation.get((column, target))
         if nav is None:
-            raise DestinationError(
-                f"{self.logical}.{column} has no relationship to {target} at the destination"
-            )
+            raise DestinationError(f"{self.logical}.{column} has no relationship to {target} at the destination")
         return nav
 
     def option_value(self, column: str, label: str) -> int | None:
@@ -96,8 +93,9 @@ class DataverseClient:
         transport: optional httpx transport (in-process sandbox).
     """
 
-    def __init__(self, org_url: str, token: Any, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Any = None) -> None:
+    def __init__(
+        self, org_url: str, token: Any, *, transport: httpx.BaseTransport | None = None, sleep: Any = None
+    ) -> None:
         self.org_url = org_url.rstrip("/")
         kwargs: dict[str, Any] = {"transport": transport, "default_headers": ODATA_HEADERS}
         if sleep is not None:
@@ -118,15 +116,22 @@ class DataverseClient:
     def _check(self, response: httpx.Response, what: str) -> httpx.Response:
         if response.status_code >= 400:
             code, message = error_of(response)
-            raise DestinationError(f"{what}: {message} ({response.status_code} {code})".strip(),
-                                   status=response.status_code, code=code)
+            raise DestinationError(
+                f"{what}: {message} ({response.status_code} {code})".strip(), status=response.status_code, code=code
+            )
         return response
 
     def _json(self, payload: Any) -> bytes:
         return json.dumps(payload, default=_json_default, ensure_ascii=False).encode("utf-8")
 
-    def send(self, method: str, path: str, payload: Any = None, headers: dict[str, str] | None = None,
-             params: dict[str, str] | None = None) -> httpx.Response:
+    def send(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
         all_headers = dict(headers or {})
         content = None
         if payload is not None:
@@ -146,8 +151,7 @@ class DataverseClient:
                 self._meta.clear()
 
     def entity_exists(self, logical: str) -> bool:
-        response = self.send("GET", f"EntityDefinitions(LogicalName='{logical}')",
-                             params={"$select": "LogicalName"})
+        response = self.send("GET", f"EntityDefinitions(LogicalName='{logical}')", params={"$select": "LogicalName"})
         return response.status_code == 200
 
     def entity(self, logical: str) -> EntityMeta:
@@ -158,8 +162,9 @@ class DataverseClient:
             return cached
         base = f"EntityDefinitions(LogicalName='{logical}')"
         definition = self._check(
-            self.send("GET", base, params={"$select": "LogicalName,EntitySetName,PrimaryIdAttribute,"
-                                                      "PrimaryNameAttribute"}),
+            self.send(
+                "GET", base, params={"$select": "LogicalName,EntitySetName,PrimaryIdAttribute,PrimaryNameAttribute"}
+            ),
             f"reading the definition of {logical}",
         ).json()
         attrs_raw = self._check(self.send("GET", f"{base}/Attributes"), f"reading columns of {logical}").json()
@@ -177,24 +182,32 @@ class DataverseClient:
                 date_behavior=behavior.get("Value") if isinstance(behavior, dict) else behavior,
             )
         for cast in ("StringAttributeMetadata", "MemoAttributeMetadata"):
-            rows = self.send("GET", f"{base}/Attributes/Microsoft.Dynamics.CRM.{cast}",
-                             params={"$select": "LogicalName,MaxLength"})
+            rows = self.send(
+                "GET", f"{base}/Attributes/Microsoft.Dynamics.CRM.{cast}", params={"$select": "LogicalName,MaxLength"}
+            )
             if rows.status_code == 200:
                 for a in rows.json().get("value", []):
                     if a["LogicalName"] in attributes and a.get("MaxLength"):
                         attributes[a["LogicalName"]].max_length = a["MaxLength"]
-        dt_rows = self.send("GET", f"{base}/Attributes/Microsoft.Dynamics.CRM.DateTimeAttributeMetadata",
-                            params={"$select": "LogicalName,DateTimeBehavior,Format"})
+        dt_rows = self.send(
+            "GET",
+            f"{base}/Attributes/Microsoft.Dynamics.CRM.DateTimeAttributeMetadata",
+            params={"$select": "LogicalName,DateTimeBehavior,Format"},
+        )
         if dt_rows.status_code == 200:
             for a in dt_rows.json().get("value", []):
                 behavior = a.get("DateTimeBehavior")
                 value = behavior.get("Value") if isinstance(behavior, dict) else behavior
                 if a["LogicalName"] in attributes:
-                    attributes[a["LogicalName"]].date_behavior = value or ("DateOnly" if a.get("Format") == "DateOnly"
-                                                                           else None)
+                    attributes[a["LogicalName"]].date_behavior = value or (
+                        "DateOnly" if a.get("Format") == "DateOnly" else None
+                    )
         for cast in ("PicklistAttributeMetadata", "StatusAttributeMetadata", "StateAttributeMetadata"):
-            rows = self.send("GET", f"{base}/Attributes/Microsoft.Dynamics.CRM.{cast}",
-                             params={"$select": "LogicalName", "$expand": "OptionSet"})
+            rows = self.send(
+                "GET",
+                f"{base}/Attributes/Microsoft.Dynamics.CRM.{cast}",
+                params={"$select": "LogicalName", "$expand": "OptionSet"},
+            )
             if rows.status_code != 200:
                 continue
             for a in rows.json().get("value", []):
@@ -207,9 +220,11 @@ class DataverseClient:
                     if "State" in option and option["State"] is not None:
                         attr.option_states[int(option["Value"])] = int(option["State"])
         rels = self._check(
-            self.send("GET", f"{base}/ManyToOneRelationships",
-                      params={"$select": "ReferencingAttribute,ReferencedEntity,"
-                                         "ReferencingEntityNavigationPropertyName"}),
+            self.send(
+                "GET",
+                f"{base}/ManyToOneRelationships",
+                params={"$select": "ReferencingAttribute,ReferencedEntity,ReferencingEntityNavigationPropertyName"},
+            ),
             f"reading relationships of {logical}",
         ).json()
         navigation = {
@@ -220,8 +235,10 @@ class DataverseClient:
         keys = {}
         if keys_raw.status_code == 200:
             for k in keys_raw.json().get("value", []):
-                keys[k["SchemaName"]] = {"attributes": k.get("KeyAttributes", []),
-                                         "status": k.get("EntityKeyIndexStatus")}
+                keys[k["SchemaName"]] = {
+                    "attributes": k.get("KeyAttributes", []),
+                    "status": k.get("EntityKeyIndexStatus"),
+                }
         meta = EntityMeta(
             logical=logical,
             entity_set=definition["EntitySetName"],
@@ -240,16 +257,20 @@ class DataverseClient:
         key = (logical, message)
         if key not in self._bulk:
             response = self.send(
-                "GET", "sdkmessagefilters",
-                params={"$select": "sdkmessagefilterid",
-                        "$filter": f"sdkmessageid/name eq '{message}' and primaryobjecttypecode eq '{logical}'"},
+                "GET",
+                "sdkmessagefilters",
+                params={
+                    "$select": "sdkmessagefilterid",
+                    "$filter": f"sdkmessageid/name eq '{message}' and primaryobjecttypecode eq '{logical}'",
+                },
             )
             self._bulk[key] = response.status_code == 200 and bool(response.json().get("value"))
         return self._bulk[key]
 
     # ------------------------------------------------------------------ queries
-    def query(self, entity_set: str, *, select: list[str] | None = None, filter: str | None = None,
-              page_size: int = 5000) -> Iterator[dict[str, Any]]:
+    def query(
+        self, entity_set: str, *, select: list[str] | None = None, filter: str | None = None, page_size: int = 5000
+    ) -> Iterator[dict[str, Any]]:
         """All rows matching a filter, following ``@odata.nextLink`` unchanged."""
         params: dict[str, str] = {}
         if select:
@@ -257,8 +278,7 @@ class DataverseClient:
         if filter:
             params["$filter"] = filter
         headers = {"Prefer": f"odata.maxpagesize={page_size}", "If-None-Match": "null"}
-        response = self._check(self.send("GET", entity_set, headers=headers, params=params),
-                               f"querying {entity_set}")
+        response = self._check(self.send("GET", entity_set, headers=headers, params=params), f"querying {entity_set}")
         while True:
             data = response.json()
             yield from data.get("value", [])
@@ -267,13 +287,14 @@ class DataverseClient:
                 return
             response = self._check(self.http.request("GET", next_link, headers=headers), f"paging {entity_set}")
 
-    def find_by_keys(self, meta: EntityMeta, key_column: str, keys: list[str],
-                     select: list[str]) -> dict[str, dict[str, Any]]:
+    def find_by_keys(
+        self, meta: EntityMeta, key_column: str, keys: list[str], select: list[str]
+    ) -> dict[str, dict[str, Any]]:
         """Existing rows for many alternate-key values, in chunks that keep the URL short."""
         found: dict[str, dict[str, Any]] = {}
         columns = sorted({*select, key_column, meta.primary_id})
         for start in range(0, len(keys), 100):
-            chunk = keys[start:start + 100]
+            chunk = keys[start : start + 100]
             values = ",".join(json.dumps(k, ensure_ascii=False) for k in chunk)
             flt = f"Microsoft.Dynamics.CRM.In(PropertyName='{key_column}',PropertyValues=[{values}])"
             for row in self.query(meta.entity_set, select=columns, filter=flt):
@@ -284,10 +305,11 @@ class DataverseClient:
         """Active and disabled systemusers by internal e-mail (lower-cased keys)."""
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(emails), 50):
-            chunk = emails[start:start + 50]
+            chunk = emails[start : start + 50]
             flt = " or ".join(f"internalemailaddress eq {_odata_string(e)}" for e in chunk)
-            for row in self.query("systemusers", select=["systemuserid", "fullname", "internalemailaddress",
-                                                         "isdisabled"], filter=flt):
+            for row in self.query(
+                "systemusers", select=["systemuserid", "fullname", "internalemailaddress", "isdisabled"], filter=flt
+            ):
                 email = (row.get("internalemailaddress") or "").lower()
                 if email:
                     found[email] = row
@@ -309,23 +331,21 @@ class DataverseClient:
     def create_multiple(self, meta: EntityMeta, records: list[dict[str, Any]]) -> list[str]:
         """CreateMultiple: all-or-nothing; returns ids in input order. Raises DestinationError."""
         targets = [{"@odata.type": f"Microsoft.Dynamics.CRM.{meta.logical}", **r} for r in records]
-        response = self.send("POST", f"{meta.entity_set}/Microsoft.Dynamics.CRM.CreateMultiple",
-                             {"Targets": targets})
+        response = self.send("POST", f"{meta.entity_set}/Microsoft.Dynamics.CRM.CreateMultiple", {"Targets": targets})
         self._check(response, f"CreateMultiple on {meta.entity_set}")
         return [str(i) for i in response.json()["Ids"]]
 
     def update_multiple(self, meta: EntityMeta, records: list[dict[str, Any]]) -> None:
         """UpdateMultiple by primary key (the Web API does not accept alternate keys here)."""
         targets = [{"@odata.type": f"Microsoft.Dynamics.CRM.{meta.logical}", **r} for r in records]
-        response = self.send("POST", f"{meta.entity_set}/Microsoft.Dynamics.CRM.UpdateMultiple",
-                             {"Targets": targets})
+        response = self.send("POST", f"{meta.entity_set}/Microsoft.Dynamics.CRM.UpdateMultiple", {"Targets": targets})
         self._check(response, f"UpdateMultiple on {meta.entity_set}")
 
     def batch(self, ops: list[BatchOp], *, continue_on_error: bool = True) -> list[BatchResult]:
         """Send up to 1000 operations in one ``$batch``; results in order."""
         results: list[BatchResult] = []
         for start in range(0, len(ops), 1000):
-            chunk = ops[start:start + 1000]
+            chunk = ops[start : start + 1000]
             body, boundary = build_batch(chunk)
             headers = {"Content-Type": f'multipart/mixed; boundary="{boundary}"'}
             if continue_on_error:
@@ -346,8 +366,11 @@ class DataverseClient:
 
     def key_status(self, logical: str, schema_name: str) -> str | None:
         """``EntityKeyIndexStatus`` of one alternate key (Pending, InProgress, Active, Failed)."""
-        response = self.send("GET", f"EntityDefinitions(LogicalName='{logical}')/Keys",
-                             params={"$select": "SchemaName,EntityKeyIndexStatus"})
+        response = self.send(
+            "GET",
+            f"EntityDefinitions(LogicalName='{logical}')/Keys",
+            params={"$select": "SchemaName,EntityKeyIndexStatus"},
+        )
         if response.status_code != 200:
             return None
         for key in response.json().get("value", []):
@@ -356,8 +379,9 @@ class DataverseClient:
         return None
 
     # ------------------------------------------------------------------ schema writes
-    def post_metadata(self, path: str, payload: dict[str, Any], what: str,
-                      solution: str | None = None) -> httpx.Response:
+    def post_metadata(
+        self, path: str, payload: dict[str, Any], what: str, solution: str | None = None
+    ) -> httpx.Response:
         headers = {"MSCRM.SolutionUniqueName": solution} if solution else {}
         return self._check(self.send("POST", path, payload, headers=headers), what)
 

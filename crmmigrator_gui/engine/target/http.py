@@ -131,9 +131,7 @@ class RetryingHttp:
                     self._backoff(attempt)
                 continue
             if response.status_code == 401:
-                raise DestinationError(
-                    "the destination refused the credentials (401); run `connect` again", status=401
-                )
+                raise DestinationError("the destination refused the credentials (401); run `connect` again", status=401)
             return response
 
     def _backoff(self, attempt: int) -> None:
