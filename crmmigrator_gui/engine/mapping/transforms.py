@@ -131,6 +131,8 @@ def to_json_value(value: Any, column_type: str | None = None) -> Any:
         return value.strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, date):
         if column_type in ("DateTime",):
-            return f"{value.isoformat()}T00:00:00Z"
+            # A date-only value going into a date-time column: noon UTC shows the same calendar day
+            # in every time zone from UTC-12 to UTC+11, so the date never shifts.
+            return f"{value.isoformat()}T12:00:00Z"
         return value.isoformat()
     return value

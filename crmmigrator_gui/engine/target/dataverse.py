@@ -293,8 +293,8 @@ class DataverseClient:
         """Existing rows for many alternate-key values, in chunks that keep the URL short."""
         found: dict[str, dict[str, Any]] = {}
         columns = sorted({*select, key_column, meta.primary_id})
-        for start in range(0, len(keys), 100):
-            chunk = keys[start : start + 100]
+        for start in range(0, len(keys), 250):
+            chunk = keys[start : start + 250]
             values = ",".join(json.dumps(k, ensure_ascii=False) for k in chunk)
             flt = f"Microsoft.Dynamics.CRM.In(PropertyName='{key_column}',PropertyValues=[{values}])"
             for row in self.query(meta.entity_set, select=columns, filter=flt):
