@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crmmigrator_gui.engine.demo.runner import run_demo  # noqa: E402
-from crmmigrator_gui.engine.project.store import Project  # noqa: E402
-from crmmigrator_gui.engine.source.importer import import_paths  # noqa: E402
+from crmmigrator_gui.engine.demo.runner import run_demo
+from crmmigrator_gui.engine.project.store import Project
+from crmmigrator_gui.engine.source.importer import import_paths
 
 
 def write_customers(path: Path, rows: int) -> None:
@@ -30,14 +30,40 @@ def write_customers(path: Path, rows: int) -> None:
     last = ["O'Brien", "Nguyen", "Smith", "Müller", "García", "Kowalski"]
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["Customer ID", "First name", "Last name", "Business name", "Customer type", "Email",
-                         "Mobile", "Address", "Suburb/City", "State", "Postcode", "Date joined"])
+        writer.writerow(
+            [
+                "Customer ID",
+                "First name",
+                "Last name",
+                "Business name",
+                "Customer type",
+                "Email",
+                "Mobile",
+                "Address",
+                "Suburb/City",
+                "State",
+                "Postcode",
+                "Date joined",
+            ]
+        )
         for i in range(rows):
             f, last_name = rng.choice(first), rng.choice(last)
-            writer.writerow([f"C{i:07d}", f, last_name, "" if i % 3 else f"{last_name} Plumbing Pty Ltd",
-                             "Business" if i % 3 == 0 else "Personal", f"user{i}@example.com",
-                             f"04{rng.randrange(10**8):08d}", f"{i % 300} George St\nLevel {i % 9}", "Sydney",
-                             "NSW", f"{rng.randrange(800, 2999):04d}", f"2023/{1 + i % 12:02d}/{1 + i % 28:02d}"])
+            writer.writerow(
+                [
+                    f"C{i:07d}",
+                    f,
+                    last_name,
+                    "" if i % 3 else f"{last_name} Plumbing Pty Ltd",
+                    "Business" if i % 3 == 0 else "Personal",
+                    f"user{i}@example.com",
+                    f"04{rng.randrange(10**8):08d}",
+                    f"{i % 300} George St\nLevel {i % 9}",
+                    "Sydney",
+                    "NSW",
+                    f"{rng.randrange(800, 2999):04d}",
+                    f"2023/{1 + i % 12:02d}/{1 + i % 28:02d}",
+                ]
+            )
 
 
 def main() -> None:

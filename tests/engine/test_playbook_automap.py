@@ -66,3 +66,20 @@ def test_automap_on_the_unseen_sample_maps_variant_headers(tmp_path):
     assert not any(p.source_field.lower() == "password" for p in proposals)
     dropped = json.loads(project.scalar("SELECT details FROM source_objects WHERE name = 'customers'"))
     assert dropped["dropped_columns"] or not any(u.source_field.lower() == "password" for u in unmapped)
+
+
+def test_ticking_every_row_confirms_the_map_and_value_maps(tmp_path):
+    from crmmigrator_gui.engine.mapping import maps
+
+    sample = resources_dir() / "samples" / "octopuspro" / "standard"
+    project = Project.create(tmp_path / "t.cmproj", source="octopuspro", target="dynamics365")
+    import_paths(project, [sample])
+    maps.run_automap(project)
+    assert not maps.is_confirmed(project)
+    rows = [r["id"] for r in maps.field_rows_with_ids(project) if r["status"] == "proposed"]
+    maps.confirm_rows(project, rows[:-1], actor="consultant")
+    assert not maps.is_confirmed(project)
+    maps.confirm_rows(project, rows[-1:], actor="consultant")
+    assert maps.is_confirmed(project)
+    confirmed_by = {r["confirmed_by"] for r in project.query("SELECT confirmed_by FROM value_maps")}
+    assert confirmed_by == {"consultant"}

@@ -246,6 +246,14 @@ def confirm_rows(project: Project, row_ids: list[int], *, actor: str | None = No
                 "WHERE id = ? AND status = 'proposed'",
                 (who, at, row_id),
             ).rowcount
+            # A confirmed choice column confirms its suggested value map with it.
+            project.db.conn.execute(
+                "UPDATE value_maps SET status = 'confirmed', confirmed_by = ?, confirmed_at = ? WHERE status = "
+                "'proposed' AND EXISTS (SELECT 1 FROM field_maps f WHERE f.id = ? AND f.source_object = "
+                "value_maps.source_object AND f.source_field = value_maps.source_field AND f.target_entity = "
+                "value_maps.target_entity AND f.target_field = value_maps.target_field)",
+                (who, at, row_id),
+            )
         if not _unconfirmed_count(project):
             project.db.conn.execute(
                 "UPDATE object_maps SET status = 'confirmed', confirmed_by = ?, confirmed_at = ? "

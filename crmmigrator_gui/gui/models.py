@@ -1,0 +1,381 @@
+"""Table models: thin ``QAbstractTableModel`` adapters over engine data (the data stays in the engine).
+
+- :class:`StagingPreviewModel` pages staged rows in lazily (``canFetchMore``/``fetchMore``) and
+  keeps a bounded LRU cache of pages, so a million-row object scrolls smoothly in little memory.
+- :class:`FieldMapModel` presents the field map for review; edits go straight to the engine's
+  ``retarget_row``/``confirm_rows`` and the rows are re-read.
+- :class:`RecordsModel` shows a short list of dicts (import summary, reconciliation counts).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+
+from crmmigrator_gui.engine.errors import MigratorError
+from crmmigrator_gui.engine.mapping import maps
+from crmmigrator_gui.engine.project.store import Project
+
+Index = QModelIndex | QPersistentModelIndex
+_ROOT = QModelIndex()
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+_CENTER = Qt.AlignmentFlag.AlignCenter
+
+
+def display_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class StagingPreviewModel(QAbstractTableModel):
+    """Staged rows of one source object, fetched page by page from the engine.
+
+    ``rowCount`` grows by :attr:`page_size` each time the view asks for more; pages already
+    shown are cached (up to :attr:`max_cached_pages`, least recently used evicted) and re-read
+    from the engine if the user scrolls back to an evicted page.
+    """
+
+    def __init__(self, parent: Any = None, *, page_size: int = 500, max_cached_pages: int = 40) -> None:
+        super().__init__(parent)
+        self.page_size = page_size
+        self.max_cached_pages = max_cached_pages
+        self._project: Project | None = None
+        self._object = ""
+        self._columns: list[str] = []
+        self._total = 0
+        self._loaded = 0
+        self._pages: OrderedDict[int, list[tuple[str, dict[str, Any]]]] = OrderedDict()
+        self.pages_fetched = 0  # engine reads so far (tests and diagnostics)
+
+    @property
+    def object_name(self) -> str:
+        return self._object
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    def set_object(self, project: Project | None, obj: str) -> None:
+        self.beginResetModel()
+        self._project = project
+        self._object = obj
+        self._pages.clear()
+        self._loaded = 0
+        if project is not None and obj:
+            self._columns = project.source_columns(obj)
+            self._total = project.staged_count(obj)
+        else:
+            self._columns, self._total = [], 0
+        self.endResetModel()
+
+    def clear(self) -> None:
+        self.set_object(None, "")
+
+    # ------------------------------------------------------------------ lazy rows
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else self._loaded
+
+    def columnCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._columns)
+
+    def canFetchMore(self, parent: Index = _ROOT) -> bool:
+        return not parent.isValid() and self._loaded < self._total
+
+    def fetchMore(self, parent: Index = _ROOT) -> None:
+        if not self.canFetchMore(parent):
+            return
+        count = min(self.page_size, self._total - self._loaded)
+        first = self._loaded
+        rows = self._page(first // self.page_size)
+        count = min(count, len(rows) - first % self.page_size)
+        if count <= 0:  # the staging shrank under us: stop asking
+            self._total = self._loaded
+            return
+        self.beginInsertRows(_ROOT, first, first + count - 1)
+        self._loaded += count
+        self.endInsertRows()
+
+    def _page(self, number: int) -> list[tuple[str, dict[str, Any]]]:
+        page = self._pages.get(number)
+        if page is not None:
+            self._pages.move_to_end(number)
+            return page
+        if self._project is None:
+            return []
+        page = self._project.staged_page(self._object, number * self.page_size, self.page_size)
+        self.pages_fetched += 1
+        self._pages[number] = page
+        while len(self._pages) > self.max_cached_pages:
+            self._pages.popitem(last=False)
+        return page
+
+    def _row(self, row: int) -> tuple[str, dict[str, Any]] | None:
+        page = self._page(row // self.page_size)
+        offset = row % self.page_size
+        return page[offset] if offset < len(page) else None
+
+    # ------------------------------------------------------------------ presentation
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or role not in (
+            Qt.ItemDataRole.DisplayRole,
+            Qt.ItemDataRole.ToolTipRole,
+            Qt.ItemDataRole.TextAlignmentRole,
+        ):
+            return None
+        record = self._row(index.row())
+        if record is None:
+            return None
+        value = record[1].get(self._columns[index.column()])
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _RIGHT if isinstance(value, int | float) and not isinstance(value, bool) else None
+        text = display_value(value)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return text if len(text) > 40 else None
+        return text
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Horizontal:
+            return self._columns[section] if section < len(self._columns) else None
+        return f"{section + 1:,}"
+
+
+class FieldMapModel(QAbstractTableModel):
+    """The editable field map: one row per source column, as the engine proposes and stores it.
+
+    Signals:
+        changed(): the stored map changed (an edit or a confirmation), so completeness may differ.
+        error(str): an edit the engine refused, with its user-facing reason.
+    """
+
+    changed = Signal()
+    error = Signal(str)
+
+    OBJECT, FIELD, SAMPLES, TARGET, CONFIDENCE, REASON, CONFIRMED = range(7)
+    HEADERS = (
+        "Source object",
+        "Source field",
+        "Sample values",
+        "Target (entity.field)",
+        "Confidence",
+        "Reason",
+        "Confirmed",
+    )
+
+    def __init__(self, parent: Any = None, *, actor: str | None = None) -> None:
+        super().__init__(parent)
+        self._project: Project | None = None
+        self._rows: list[dict[str, Any]] = []
+        self.actor = actor
+
+    # ------------------------------------------------------------------ loading
+    def set_project(self, project: Project | None) -> None:
+        self._project = project
+        self.refresh()
+
+    def refresh(self) -> None:
+        rows = maps.field_rows_with_ids(self._project) if self._project is not None else []
+        if [r["id"] for r in rows] == [r["id"] for r in self._rows] and rows:
+            self._rows = rows
+            self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(self.HEADERS) - 1))
+        else:
+            self.beginResetModel()
+            self._rows = rows
+            self.endResetModel()
+
+    def rows(self) -> list[dict[str, Any]]:
+        return list(self._rows)
+
+    def targets(self) -> list[str]:
+        """Distinct ``entity.field`` targets already in the map (for the editor's completer)."""
+        return sorted({f"{r['target_entity']}.{r['target_field']}" for r in self._rows if r["target_entity"]})
+
+    def counts(self) -> dict[str, int]:
+        result = {"proposed": 0, "confirmed": 0, "unmapped": 0}
+        for row in self._rows:
+            result[row["status"]] = result.get(row["status"], 0) + 1
+        return result
+
+    # ------------------------------------------------------------------ shape
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        row = self._rows[index.row()]
+        if index.column() == self.TARGET:
+            return base | Qt.ItemFlag.ItemIsEditable
+        if index.column() == self.CONFIRMED and row["status"] == "proposed":
+            return base | Qt.ItemFlag.ItemIsUserCheckable
+        return base
+
+    # ------------------------------------------------------------------ presentation
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        column = index.column()
+        mapped = row["target_entity"] is not None
+        if role == Qt.ItemDataRole.UserRole:
+            return row
+        if column == self.OBJECT:
+            return row["source_object"] if role == Qt.ItemDataRole.DisplayRole else None
+        if column == self.FIELD:
+            return row["source_field"] if role == Qt.ItemDataRole.DisplayRole else None
+        if column == self.SAMPLES:
+            text = ", ".join(display_value(s) for s in row["samples"])
+            return text if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole) else None
+        if column == self.TARGET:
+            target = f"{row['target_entity']}.{row['target_field']}" if mapped else ""
+            if role == Qt.ItemDataRole.EditRole:
+                return target
+            if role == Qt.ItemDataRole.DisplayRole:
+                return target or "— not migrated"
+            if role == Qt.ItemDataRole.ForegroundRole and not mapped:
+                return QBrush(QColor("#7a7a7a"))
+            if role == Qt.ItemDataRole.FontRole and not mapped:
+                font = QFont()
+                font.setItalic(True)
+                return font
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return "Double-click to change: type entity.field, or clear it to leave the column out."
+            return None
+        if column == self.CONFIDENCE:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return f"{row['confidence']:.0%}" if mapped else ""
+            if role == Qt.ItemDataRole.TextAlignmentRole:
+                return _CENTER
+            if role == Qt.ItemDataRole.BackgroundRole and mapped:
+                return QBrush(QColor(confidence_colour(row["confidence"])))
+            if role == Qt.ItemDataRole.ForegroundRole and mapped:
+                return QBrush(QColor("#1b1b1b"))
+            return None
+        if column == self.REASON:
+            return row["reason"] if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole) else None
+        if column == self.CONFIRMED:
+            if role == Qt.ItemDataRole.CheckStateRole and row["status"] in ("proposed", "confirmed"):
+                confirmed = row["status"] == "confirmed"
+                return Qt.CheckState.Checked if confirmed else Qt.CheckState.Unchecked
+            if role == Qt.ItemDataRole.DisplayRole:
+                return {"confirmed": "confirmed", "proposed": "to review"}.get(row["status"], "")
+            if role == Qt.ItemDataRole.ToolTipRole and row.get("confirmed_by"):
+                return f"Confirmed by {row['confirmed_by']} at {row['confirmed_at']}"
+        return None
+
+    # ------------------------------------------------------------------ edits (through the engine)
+    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if not index.isValid() or self._project is None:
+            return False
+        row = self._rows[index.row()]
+        try:
+            if index.column() == self.TARGET and role == Qt.ItemDataRole.EditRole:
+                target = str(value or "").strip()
+                current = f"{row['target_entity']}.{row['target_field']}" if row["target_entity"] else ""
+                if target == current:
+                    return False
+                maps.retarget_row(self._project, int(row["id"]), target or "-", actor=self.actor)
+            elif index.column() == self.CONFIRMED and role == Qt.ItemDataRole.CheckStateRole:
+                if Qt.CheckState(value) != Qt.CheckState.Checked or row["status"] != "proposed":
+                    return False
+                maps.confirm_rows(self._project, [int(row["id"])], actor=self.actor)
+            else:
+                return False
+        except MigratorError as exc:
+            self.error.emit(str(exc))
+            return False
+        self.refresh()
+        self.changed.emit()
+        return True
+
+
+def confidence_colour(confidence: float) -> str:
+    """Green when the auto-mapper is sure, amber when it wants a look, red when it guessed."""
+    if confidence >= 0.9:
+        return "#cdebd6"
+    if confidence >= 0.7:
+        return "#fbe7b5"
+    return "#f6cfcb"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a :class:`RecordsModel`."""
+
+    key: str
+    title: str
+    numeric: bool = False
+    alert: bool = False  # non-zero numbers in red (failures)
+
+
+class RecordsModel(QAbstractTableModel):
+    """A short, read-only list of dicts; an optional last row is shown in bold as the total."""
+
+    def __init__(self, columns: list[Column], parent: Any = None) -> None:
+        super().__init__(parent)
+        self.columns = columns
+        self._rows: list[dict[str, Any]] = []
+        self._total_row = False
+
+    def set_rows(self, rows: list[dict[str, Any]], *, total: dict[str, Any] | None = None) -> None:
+        self.beginResetModel()
+        self._rows = list(rows) + ([total] if total is not None else [])
+        self._total_row = total is not None
+        self.endResetModel()
+
+    def row(self, number: int) -> dict[str, Any]:
+        return self._rows[number]
+
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.columns[section].title
+        if role == Qt.ItemDataRole.TextAlignmentRole and self.columns[section].numeric:
+            return _RIGHT
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        column = self.columns[index.column()]
+        value = self._rows[index.row()].get(column.key)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column.numeric and isinstance(value, int | float):
+                return f"{value:,}"
+            return display_value(value)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            text = display_value(value)
+            return text if len(text) > 30 else None
+        if role == Qt.ItemDataRole.TextAlignmentRole and column.numeric:
+            return _RIGHT
+        if role == Qt.ItemDataRole.FontRole and self._total_row and index.row() == len(self._rows) - 1:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.ForegroundRole and column.alert and isinstance(value, int) and value > 0:
+            return QBrush(QColor("#b3261e"))
+        return None

@@ -1,0 +1,138 @@
+"""Fixtures that build the real wizard and drive it the way a person would.
+
+The wizard gets temporary settings (INI files in ``tmp_path``), the in-memory keyring from
+``tests/conftest.py`` and the embedded sandbox. Qt warnings fail the test, and so do top-level
+widgets still alive after the wizard is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt, QtMsgType
+from PySide6.QtWidgets import QApplication, QPushButton, QWizard
+
+from crmmigrator_gui.gui.settings import GuiSettings
+from crmmigrator_gui.gui.wizard import MigratorWizard
+from crmmigrator_gui.paths import resources_dir
+
+SAMPLE = resources_dir() / "samples" / "octopuspro" / "standard" / "octopuspro_export.xlsx"
+ALLOWED_QT_MESSAGES = ("This plugin does not support propagateSizeHints()",)
+WORK_TIMEOUT_MS = 120_000
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.gui)
+
+
+@pytest.fixture(autouse=True)
+def _qt_warnings_fail(qtlog) -> Iterator[None]:
+    """STYLE rule 12: a Qt warning is a test failure unless explicitly allowed."""
+    yield
+    bad = [
+        r.message
+        for r in qtlog.records
+        if r.type in (QtMsgType.QtWarningMsg, QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg)
+        and not r.message.startswith(ALLOWED_QT_MESSAGES)
+    ]
+    if bad:
+        pytest.fail("Qt warnings:\n" + "\n".join(bad))
+
+
+@pytest.fixture
+def gui_settings(tmp_path: Path) -> GuiSettings:
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    return GuiSettings()
+
+
+@pytest.fixture
+def sample_export(tmp_path: Path) -> list[Path]:
+    """The standard OctopusPro sample, or a freshly generated export of ~300 records."""
+    if SAMPLE.exists():
+        return [SAMPLE]
+    from crmmigrator_gui.engine.demo.octopuspro import generate_export
+
+    return list(generate_export(tmp_path / "export", records=300).files)
+
+
+@pytest.fixture
+def wizard(qtbot, gui_settings: GuiSettings) -> Iterator[MigratorWizard]:
+    """The real wizard, shown at the intended size; closed and checked for leaks afterwards."""
+    before = set(QApplication.topLevelWidgets())
+    window = MigratorWizard(settings=gui_settings)
+    window.resize(1100, 720)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    window.close()
+    assert all(page.runner.thread is None or not page.runner.thread.isRunning() for page in window.pages())
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()
+    leaked = [w for w in QApplication.topLevelWidgets() if w not in before]
+    assert not leaked, f"top-level widgets leaked: {[type(w).__name__ for w in leaked]}"
+
+
+class WizardDriver:
+    """Clicks through the wizard and waits on the workers, as a consultant would."""
+
+    def __init__(self, qtbot, wizard: MigratorWizard) -> None:
+        self.qtbot = qtbot
+        self.wizard = wizard
+
+    def click(self, button: QPushButton) -> None:
+        assert button.isEnabled(), f"{button.text()!r} is disabled"
+        self.qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+    def next(self) -> None:
+        before = self.wizard.currentId()
+        self.click(self.wizard.button(QWizard.WizardButton.NextButton))
+        assert self.wizard.currentId() == before + 1, "Next did not advance"
+
+    def wait_idle(self, page, timeout: int = WORK_TIMEOUT_MS) -> None:
+        """Until the page's worker has ended and the page has handled its last signal."""
+        self.qtbot.waitUntil(lambda: page.runner.idle, timeout=timeout)
+
+    def run(self, button: QPushButton, page, timeout: int = WORK_TIMEOUT_MS):
+        """Click a button that starts a worker, wait for ``finished`` and for the page to settle."""
+        self.click(button)
+        worker = page.runner.worker
+        assert worker is not None, "no worker started"
+        # The runner repeats the worker's signals on the GUI thread; pytest-qt's blocker is not
+        # thread-safe (it would run, and stop its timer, on the worker thread).
+        with self.qtbot.waitSignal(page.runner.finished, timeout=timeout) as blocker:
+            blocker.connect(page.runner.failed)  # stop waiting at once if it fails
+        self.wait_idle(page)
+        assert blocker.signal_triggered
+        assert worker.done
+        assert not isinstance(blocker.args[0], str), f"{worker.name} failed: {blocker.args[0]}"
+        return worker
+
+    # ------------------------------------------------------------------ steps
+    def new_project(self, path: Path) -> None:
+        page = self.wizard.project_page
+        page.choose_new(path)
+        self.next()
+
+    def import_files(self, paths: list[Path]) -> None:
+        page = self.wizard.import_page
+        page.add_paths(paths)
+        self.run(page.import_button, page)
+        assert page.isComplete()
+
+    def automap_and_confirm(self) -> None:
+        page = self.wizard.map_page
+        self.run(page.automap_button, page)
+        assert page.model.rowCount() > 0
+        self.click(page.confirm_all_button)
+        assert page.isComplete()
+
+
+@pytest.fixture
+def driver(qtbot, wizard: MigratorWizard) -> WizardDriver:
+    return WizardDriver(qtbot, wizard)
