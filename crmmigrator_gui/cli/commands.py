@@ -69,6 +69,20 @@ def cmd_import(args: argparse.Namespace) -> int:
     project = _open(args.project)
     result = import_paths(project, [Path(p) for p in args.paths], object_name=args.object, progress=_StderrProgress())
     data = result.to_json()
+    for obj in data["objects"]:
+        obj["profile"] = [
+            {
+                "field": r["field"],
+                "inferred_type": r["inferred_type"],
+                "fill_rate": round(r["fill_rate"], 3),
+                "distinct": r["distinct_count"],
+                "date_format": r["date_format"],
+                "samples": json.loads(r["samples"]),
+            }
+            for r in project.query(
+                "SELECT * FROM profiles WHERE object = ? ORDER BY position", (obj["source_object"],)
+            )
+        ]
     lines = [f"{o['source_object']:<16}{o['records']:>8} records  ({', '.join(o['files'])})" for o in data["objects"]]
     for warning in data["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
