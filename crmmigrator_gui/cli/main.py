@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("load", parents=[common], help="load (or resume loading) into the destination")
     s.add_argument("project")
-    s.add_argument("--batch-size", type=int, default=200)
+    s.add_argument("--batch-size", type=int, default=500)
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("rollback", parents=[common], help="undo a run")

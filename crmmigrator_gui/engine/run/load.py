@@ -29,7 +29,7 @@ from crmmigrator_gui.engine.target.batch import BatchOp
 from crmmigrator_gui.engine.target.connection import is_sandbox, open_destination
 from crmmigrator_gui.engine.target.dataverse import DataverseClient, EntityMeta
 
-BATCH_SIZE = 200
+BATCH_SIZE = 500
 FINAL_ACTIONS = ("created", "updated", "unchanged", "failed", "skipped")
 
 
