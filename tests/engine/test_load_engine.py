@@ -139,3 +139,21 @@ def test_a_bad_value_fails_one_record_not_the_run(mapped_project):
     assert failure["code"] == "BAD_VALUE"
     assert "twelve dollars" in failure["message"]
     assert result.status == "completed_with_failures"
+
+
+def test_without_bulk_messages_rows_are_upserted_by_key_in_batches(mapped_project, monkeypatch):
+    from crmmigrator_gui.engine.target.dataverse import DataverseClient
+
+    monkeypatch.setattr(DataverseClient, "supports_bulk", lambda self, logical, message: False)
+    first = load(mapped_project)
+    assert first.status == "completed"
+    for o in first.objects:
+        assert o["created"] + o["failed"] + o["skipped"] == o["source_records"]
+        assert o["failed"] == 0, o
+    customers = mapped_project.staged_count("customers")
+    assert _count(mapped_project, "accounts") == customers
+    second = load(mapped_project)
+    assert _totals(second, "created") == 0
+    assert _count(mapped_project, "accounts") == customers
+    rollback(mapped_project, all_runs=True)
+    assert _count(mapped_project, "accounts") == 0

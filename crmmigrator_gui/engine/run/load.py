@@ -332,7 +332,17 @@ class _Runner:
                 }
             except DestinationError:
                 pass  # all-or-nothing: find the bad rows one by one below
-        ops = [BatchOp("POST", self.client.path(meta.entity_set), body) for body in bodies]
+        # Per-row upserts by alternate key (PATCH to the key URL, key column left out of the body):
+        # idempotent even if the row appeared since our read, and each row reports its own error.
+        key_column = self.playbook.key_column
+        ops = [
+            BatchOp(
+                "PATCH",
+                self.client.path(self.client.key_url(meta, key_column, payload.key)),
+                {k: v for k, v in payload.body.items() if k != key_column},
+            )
+            for _sid, payload in creates
+        ]
         results = self.client.batch(ops)
         outcomes = {}
         for (sid, payload), result in zip(creates, results, strict=True):
