@@ -196,23 +196,13 @@ class Project:
 
         On any exception nothing the step wrote survives, so the project is as it was.
         """
-        conn = self.db.conn
-        if conn.in_transaction:
-            # Nested steps join the outer transaction.
-            yield
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             yield
             self.audit(action, detail or {}, actor=actor)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """A plain transaction without an audit entry (used for per-batch run bookkeeping)."""
+        """One transaction (nested calls join the outer one); rolled back on any exception."""
         conn = self.db.conn
         if conn.in_transaction:
             yield

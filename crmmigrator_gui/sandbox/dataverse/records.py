@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 _ISO_DT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_EDM = {
+EDM_TYPES = {  # attribute type -> OData primitive type (also used by $metadata)
     "String": "Edm.String",
     "Memo": "Edm.String",
     "Integer": "Edm.Int32",
@@ -38,6 +38,7 @@ _EDM = {
     "Status": "Edm.Int32",
     "Uniqueidentifier": "Edm.Guid",
     "DateTime": "Edm.DateTimeOffset",
+    "EntityName": "Edm.String",
 }
 _URL_PREFIX = re.compile(r"^(?:https?://[^/]+)?/?(?:api/data/v9\.\d/)?")
 
@@ -54,7 +55,7 @@ def _convert_error(value: Any, attr: Attribute) -> DataverseError:
     edm = (
         "Edm.Date"
         if attr.type == "DateTime" and attr.behavior == "DateOnly"
-        else _EDM.get(attr.type, "Edm.String")
+        else EDM_TYPES.get(attr.type, "Edm.String")
     )
     return bad_request(f"Cannot convert the literal '{value}' to the expected type '{edm}'.")
 

@@ -20,6 +20,7 @@ from . import errors as E
 from .catalog import METADATA_NS, Entity
 from .errors import DataverseError, bad_request
 from .odata import evaluate, parse_filter, parse_orderby, parse_select, to_sql
+from .records import EDM_TYPES
 from .store import col_expr
 
 if TYPE_CHECKING:
@@ -27,22 +28,6 @@ if TYPE_CHECKING:
 
 MAX_PAGE = 5000
 _KIND = {"String": "str", "Memo": "str", "Uniqueidentifier": "guid", "Boolean": "bool", "EntityName": "str"}
-_EDM = {
-    "String": "Edm.String",
-    "Memo": "Edm.String",
-    "Integer": "Edm.Int32",
-    "BigInt": "Edm.Int64",
-    "Decimal": "Edm.Decimal",
-    "Money": "Edm.Decimal",
-    "Double": "Edm.Double",
-    "Boolean": "Edm.Boolean",
-    "Picklist": "Edm.Int32",
-    "State": "Edm.Int32",
-    "Status": "Edm.Int32",
-    "Uniqueidentifier": "Edm.Guid",
-    "DateTime": "Edm.DateTimeOffset",
-    "EntityName": "Edm.String",
-}
 
 
 def resolver(ent: Entity):
@@ -273,7 +258,7 @@ def csdl(sb: DataverseSandbox) -> str:
             edm = (
                 "Edm.Date"
                 if attr.type == "DateTime" and attr.behavior == "DateOnly"
-                else _EDM.get(attr.type, "Edm.String")
+                else EDM_TYPES.get(attr.type, "Edm.String")
             )
             extra = f' MaxLength="{attr.max_length}"' if attr.max_length else ""
             out.append(f'<Property Name="{attr.name}" Type="{edm}"{extra}/>')
