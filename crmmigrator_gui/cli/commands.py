@@ -55,6 +55,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
         token_url=args.token_url,
         username=args.username,
         secret=secret_from_args(args),
+        faults=args.faults,
     )
     data: dict = {"side": args.side, **conn.to_json()}
     if args.test:
@@ -79,9 +80,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 "date_format": r["date_format"],
                 "samples": json.loads(r["samples"]),
             }
-            for r in project.query(
-                "SELECT * FROM profiles WHERE object = ? ORDER BY position", (obj["source_object"],)
-            )
+            for r in project.query("SELECT * FROM profiles WHERE object = ? ORDER BY position", (obj["source_object"],))
         ]
     lines = [f"{o['source_object']:<16}{o['records']:>8} records  ({', '.join(o['files'])})" for o in data["objects"]]
     for warning in data["warnings"]:
@@ -250,7 +249,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.dir
         else Path(tempfile.mkdtemp(prefix=datetime.now().strftime("demo-%Y%m%d-%H%M%S-"), dir=user_data_dir()))
     )
-    result = run_demo(folder, records=args.records, progress=_StderrProgress())
+    result = run_demo(folder, records=args.records, progress=_StderrProgress(), faults=args.faults)
     print(f"demo project: {result['project']}", file=sys.stderr)
     _emit(args, result, _run_text(result))
     return _exit_for(result)

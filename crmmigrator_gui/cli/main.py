@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--secret-env")
     g.add_argument("--secret-stdin", action="store_true")
     s.add_argument("--app-key-env")
+    s.add_argument("--faults", help="embedded sandbox only: fault-injection spec, e.g. 429=0.05,500=0.02")
     s.add_argument("--test", action="store_true", help="also test the connection")
     s.add_argument("--json", action="store_true")
 
@@ -116,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--target", default="dynamics365")
     s.add_argument("--records", type=int, default=2000)
     s.add_argument("--dir", help="folder for the demo project (default: a new folder in the user data dir)")
+    s.add_argument("--faults", help="inject faults into the embedded sandbox, e.g. 429=0.05,500=0.05,seed=1")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("sandbox", parents=[common], help="embedded emulators")

@@ -225,3 +225,28 @@ def test_unseen_export_imports_maps_and_loads(cli, tmp_path):
     for o in loaded.json["objects"]:
         assert o["failed"] == 0, o
         assert o["skipped"] == 0, o
+
+
+def test_demo_with_injected_faults_loads_every_record_exactly_once(cli, tmp_path):
+    ran = cli(
+        "demo",
+        "--records",
+        "300",
+        "--dir",
+        str(tmp_path / "d"),
+        "--faults",
+        "429=0.05,503=0.05,seed=9,retry_after=0",
+        "--json",
+    )
+    assert ran.code == 0, ran.stderr
+    for o in ran.json["objects"]:
+        assert o["created"] == o["source_records"], o
+    again = cli("load", str(tmp_path / "d" / "demo.cmproj"), "--json")
+    assert again.code == 0, again.stderr
+    assert sum(o["created"] for o in again.json["objects"]) == 0
+    _assert_sandbox_empty_after_rollback(cli, tmp_path / "d" / "demo.cmproj")
+
+
+def _assert_sandbox_empty_after_rollback(cli, project: Path) -> None:
+    assert cli("rollback", str(project), "--all").code == 0
+    _assert_sandbox_empty(cli, Path(str(project) + ".sandbox.sqlite"))

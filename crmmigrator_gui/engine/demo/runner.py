@@ -17,11 +17,16 @@ from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.report.report import build_report
 from crmmigrator_gui.engine.run.load import load
 from crmmigrator_gui.engine.source.importer import import_paths
-from crmmigrator_gui.engine.target.connection import embedded_sandbox_path
+from crmmigrator_gui.engine.target.connection import configure, embedded_sandbox_path
 
 
 def run_demo(
-    folder: Path, *, records: int = 2000, progress: ProgressCallback = no_progress, edition: str = "enterprise"
+    folder: Path,
+    *,
+    records: int = 2000,
+    progress: ProgressCallback = no_progress,
+    edition: str = "enterprise",
+    faults: str | None = None,
 ) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     export = generate_export(folder / "export", records=records)
@@ -34,6 +39,19 @@ def run_demo(
             sandbox.add_user(fullname, email)
     finally:
         sandbox.close()
+    if faults:
+        configure(
+            project,
+            "target",
+            url=None,
+            auth="sandbox",
+            tenant=None,
+            client_id=None,
+            token_url=None,
+            username=None,
+            secret=None,
+            faults=faults,
+        )
     import_paths(project, export.files, progress=progress)
     run_automap(project)
     accept(project, actor="demo")

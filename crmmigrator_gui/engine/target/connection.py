@@ -25,6 +25,22 @@ AUTH_METHODS = ("sandbox", "client-credentials", "device-code", "browser", "jwt"
 EMBEDDED_URL = "http://sandbox.localhost"
 
 
+class SandboxTransport(httpx.WSGITransport):
+    """In-process transport to the embedded sandbox that fails like a network would.
+
+    A fault-injected dropped connection raises inside the WSGI app; on a real socket the client
+    would see the connection close, so it is surfaced as ``httpx.RemoteProtocolError``.
+    """
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        from crmmigrator_gui.sandbox.faults import DroppedConnection
+
+        try:
+            return super().handle_request(request)
+        except DroppedConnection as exc:
+            raise httpx.RemoteProtocolError("the server closed the connection", request=request) from exc
+
+
 def embedded_sandbox_path(project: Project) -> Path:
     """The embedded sandbox's data file lives next to the project (served with ``sandbox serve --data``)."""
     return project.path.with_name(project.path.name + ".sandbox.sqlite")
@@ -72,6 +88,7 @@ class ConnectionSettings:
     client_id: str | None = None
     token_url: str | None = None
     username: str | None = None
+    faults: str | None = None  # embedded sandbox only: fault-injection spec (rehearse retries)
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -93,6 +110,7 @@ def configure(
     token_url: str | None,
     username: str | None,
     secret: str | None,
+    faults: str | None = None,
 ) -> ConnectionSettings:
     """Record a connection (secrets to the keyring only) as one audited step."""
     if side not in ("source", "target"):
@@ -112,6 +130,7 @@ def configure(
         client_id=client_id,
         token_url=token_url,
         username=username,
+        faults=faults if url is None else None,
     )
     if secret:
         store_secret(project, side, client_id, secret)
@@ -153,8 +172,8 @@ def open_destination(project: Project) -> tuple[DataverseClient, Any]:
     if conn.kind == "embedded":
         from crmmigrator_gui.sandbox.dataverse.app import DataverseSandbox
 
-        sandbox = DataverseSandbox(embedded_sandbox_path(project))
-        client = DataverseClient(EMBEDDED_URL, lambda: "sandbox", transport=httpx.WSGITransport(app=sandbox))
+        sandbox = DataverseSandbox(embedded_sandbox_path(project), faults=conn.faults)
+        client = DataverseClient(EMBEDDED_URL, lambda: "sandbox", transport=SandboxTransport(app=sandbox))
         return client, sandbox
     return DataverseClient(conn.url or "", _token_provider(project, conn)), None
 
