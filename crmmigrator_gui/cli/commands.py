@@ -258,13 +258,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from crmmigrator_gui.sandbox.server import serve
 
-    if args.tls:
-        raise MigratorError("--tls arrives in a later release; the sandbox serves plain HTTP on 127.0.0.1")
+    def ready(port: int, ca_path: str | None = None) -> None:
+        scheme = "https" if args.tls else "http"
+        base = f"{scheme}://127.0.0.1:{port}"
+        print(f"sandbox listening on {base} (Ctrl+C to stop)", file=sys.stderr)
+        print(f"  Dataverse Web API: {base}/api/data/v9.2/", file=sys.stderr)
+        print(f"  Salesforce:        {base}/services/data/", file=sys.stderr)
+        print(f"  ServiceTitan v2:   {base}/crm/v2/tenant/… (token: {base}/connect/token)", file=sys.stderr)
+        if ca_path:
+            print(f"  trust this CA: {ca_path} (SSL_CERT_FILE / REQUESTS_CA_BUNDLE)", file=sys.stderr)
+        sys.stderr.flush()
 
-    def ready(port: int) -> None:
-        print(
-            f"sandbox listening on http://127.0.0.1:{port}/api/data/v9.2/ (Ctrl+C to stop)", file=sys.stderr, flush=True
-        )
-
-    serve(port=args.port, data=args.data, faults=args.faults, ready=ready)
+    serve(port=args.port, data=args.data, faults=args.faults, ready=ready, tls=args.tls)
     return 0

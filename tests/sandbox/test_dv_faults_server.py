@@ -24,9 +24,14 @@ def test_faults_grammar():
     assert f.retry_after == 3
     assert (f.request_limit, f.window, f.concurrency_limit, f.dop_hint) == (100, 60.0, 5, 8)
     assert Faults("latency=10ms-30ms").latency == (0.01, 0.03)
-    for bad in ("429", "429=2", "latency=fast", "bogus=1", "200=0.5"):
+    for bad in ("429", "429=2", "latency=fast", "limit=many", "concurrency=0", "200=0.5"):
         with pytest.raises(ValueError, match=r"\S"):
             Faults(bad)
+    # The grammar is shared by every emulator of a composite sandbox: items meant for another emulator
+    # (ServiceTitan's rps, Salesforce's lock) are kept in ``extra`` and ignored by Dataverse.
+    other = Faults("rps=60,lock=0.5,drop=0.1,timeout=0.2,hang=50ms")
+    assert other.extra == {"rps": "60"}
+    assert (other.plan.drop_prob, other.plan.timeout_prob, other.plan.hang) == (0.1, 0.2, 0.05)
 
 
 def test_injected_429_has_retry_after_and_no_side_effects():

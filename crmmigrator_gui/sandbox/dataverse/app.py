@@ -131,6 +131,8 @@ class DataverseSandbox:
             ``{"account": []}`` to simulate an org where accounts lack CreateMultiple (tests the fallback).
     """
 
+    prefixes = ("/api/data/",)  # path prefixes it answers when mounted by sandbox.hosting
+
     def __init__(
         self,
         db_path: str | Path | None = None,
@@ -412,6 +414,11 @@ class DataverseSandbox:
                     "NewOptionValue": value,
                 },
             )
+        if head == "CloseIncident":
+            if req.method != "POST":
+                raise self._method(req)
+            self.records.close_incident(req.json(), refs)
+            return 204, {}, None
         name, _, key = head.partition("(")
         if name in ("EntityDefinitions", "RelationshipDefinitions"):
             return self.metadata.handle(req, segs)

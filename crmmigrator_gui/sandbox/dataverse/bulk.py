@@ -79,7 +79,7 @@ def handle(sb: DataverseSandbox, req: Request, ent: Entity, message: str) -> Res
     with store.transaction():
         if message == "CreateMultiple":
             rows = [records.build_new(ent, t) for t in targets]
-            store.insert_many(ent, rows)
+            records.insert(ent, rows)
             return (
                 200,
                 {},
@@ -109,7 +109,7 @@ def handle(sb: DataverseSandbox, req: Request, ent: Entity, message: str) -> Res
                 row = store.get(ent, rid)
                 if row is None:
                     raise E.not_found(ent.name, rid)
-                store.update(ent, rid, records.build_update(ent, row, t))
+                records.save(ent, rid, records.build_update(ent, row, t), old=row)
             return 204, {}, None
         segments, seen_refs = [], set()
         for t in targets:
@@ -139,8 +139,9 @@ def handle(sb: DataverseSandbox, req: Request, ent: Entity, message: str) -> Res
             body = {k: v for k, v in t.items() if k not in ("@odata.id", ent.pk)}
             if rid is not None:
                 row = store.get(ent, rid) or {}
-                store.update(ent, rid, records.build_update(ent, row, body, drop=tuple(key_values or ())))
+                merged = records.build_update(ent, row, body, drop=tuple(key_values or ()))
+                records.save(ent, rid, merged, old=row)
             else:
                 new_id = None if key_values else segment.lower()
-                store.insert_many(ent, [records.build_new(ent, body, rid=new_id, key_values=key_values)])
+                records.insert(ent, [records.build_new(ent, body, rid=new_id, key_values=key_values)])
         return 204, {}, None

@@ -83,6 +83,9 @@ class Entity:
         self.pk: str = d["PrimaryIdAttribute"]
         self.primary_name: str | None = d.get("PrimaryNameAttribute")
         self.rules: dict[str, Any] = d.get("StateRules", {})
+        # collection-valued navigation properties that may be sent inline on create/update, e.g.
+        # {"phonecall_activity_parties": {"Entity": "activityparty", "Attribute": "activityid"}}
+        self.collections: dict[str, dict[str, str]] = d.get("CollectionNavigations", {})
         self.attrs: dict[str, Attribute] = {}
         self.navs: dict[str, tuple[Attribute, list[str]]] = {}
         for ad in d["Attributes"]:
@@ -154,7 +157,8 @@ class Entity:
         return out
 
 
-_PK_OVERRIDES = {"task": "activityid"}
+ACTIVITIES = ("task", "phonecall", "appointment", "email")
+_PK_OVERRIDES = {name: "activityid" for name in ACTIVITIES}
 
 
 def target_pk_guess(entity: str) -> str:
@@ -193,9 +197,11 @@ class Catalog:
         if d.get("HasNotes"):
             self.entities["annotation"].add_target("objectid", ent.name, f"objectid_{ent.name}")
         if d.get("HasActivities"):
-            self.entities["task"].add_target(
-                "regardingobjectid", ent.name, f"regardingobjectid_{ent.name}_task"
-            )
+            for activity in ACTIVITIES:
+                if activity in self.entities:
+                    self.entities[activity].add_target(
+                        "regardingobjectid", ent.name, f"regardingobjectid_{ent.name}_{activity}"
+                    )
 
     def apply_attribute(self, p: dict[str, Any]) -> None:
         self.entities[p["entity"]].add_attribute(copy.deepcopy(p["attribute"]))

@@ -1,112 +1,86 @@
-"""Fault injection and service-protection limits, so client retry logic can be tested locally.
+"""Dataverse's side of fault injection: how injected faults look on the wire, and service protection.
 
-Faults spec grammar (comma-separated ``key=value`` items, whitespace ignored, all optional)::
+The spec grammar and the random draws are the shared :class:`crmmigrator_gui.sandbox.faults.FaultPlan`
+(``STATUS=PROB``, ``timeout``, ``hang``, ``drop``, ``latency``, ``retry_after``, ``seed``; see that module).
+Dataverse reads three emulator-specific items from ``plan.extra``::
 
-    spec      := item ("," item)*
-    item      := STATUS "=" PROB        e.g. 429=0.05, 500=0.01, 503=0.02  (any 4xx/5xx status)
-               | "timeout=" PROB        hang for ``hang`` then answer 504
-               | "hang=" DURATION       default 30s
-               | "latency=" DURATION ["-" DURATION]   added to every request (fixed or uniform range)
-               | "retry_after=" SECONDS Retry-After of injected 429s (default 1)
-               | "seed=" INT            make the random draws reproducible
-               | "limit=" INT ["/" DURATION]   service-protection request window (default 6000/300s)
-               | "concurrency=" INT     concurrent requests per caller (default 52)
-               | "dop=" INT             value of the x-ms-dop-hint header (default 4)
-    PROB      := float in [0, 1]        probability per HTTP request ($batch counts once)
-    DURATION  := number with unit ms|s|m (bare number = seconds)
+    limit=INT ["/" DURATION]   service-protection request window per caller (default 6000/300s)
+    concurrency=INT            concurrent requests per caller (default 52)
+    dop=INT                    value of the x-ms-dop-hint header (default 4)
 
-Example: ``"429=0.05,500=0.01,latency=20ms,retry_after=1"``.
+Other unknown items are ignored here (they belong to the other emulators of a composite sandbox, e.g.
+``rps=60`` for ServiceTitan or ``lock=0.01`` for Salesforce), so one ``--faults`` string can drive them all.
+
+Example: ``"429=0.05,500=0.01,drop=0.01,latency=20ms,retry_after=1,seed=7"``.
 
 Injected faults fire *before* the request is executed, so they never have side effects (a client may retry
-them blindly). The service-protection window is the real 5-minute sliding window per caller (the bearer token
-stands for the caller), with the real codes and messages.
+them blindly). ``drop`` raises :class:`~crmmigrator_gui.sandbox.faults.DroppedConnection`: the loopback
+server closes the socket without answering; in-process the exception reaches the HTTP client. The
+service-protection window is the real 5-minute sliding window per caller (the bearer token stands for the
+caller), with the real codes and messages.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import random
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..faults import DroppedConnection, FaultPlan, parse_duration
 from . import errors as E
 from .errors import DataverseError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
-
-
-def parse_duration(text: str) -> float:
-    m = _DURATION.match(text)
-    if not m:
-        raise ValueError(f"invalid duration '{text}' (use e.g. 20ms, 1.5s, 5m)")
-    value = float(m.group(1))
-    return value / 1000 if m.group(2) == "ms" else value * 60 if m.group(2) == "m" else value
+__all__ = ["DroppedConnection", "Faults", "parse_duration"]
 
 
 class Faults:
-    """Parsed fault spec plus the per-caller throttling state. Thread-safe."""
+    """Parsed fault plan plus the per-caller throttling state. Thread-safe."""
 
     def __init__(self, spec: str | None = None):
-        self.status_prob: dict[int, float] = {}
-        self.timeout_prob = 0.0
-        self.hang = 30.0
-        self.latency = (0.0, 0.0)
-        self.retry_after = 1
+        self.plan = FaultPlan.parse(spec)
+        extra = self.plan.extra
         self.request_limit = 6000
         self.window = 300.0
         self.concurrency_limit = 52
         self.dop_hint = 4
-        seed = None
-        for raw in (spec or "").split(","):
-            item = raw.strip()
-            if not item:
-                continue
-            if "=" not in item:
-                raise ValueError(f"invalid faults item '{item}' (expected key=value)")
-            key, value = (s.strip() for s in item.split("=", 1))
-            if key.isdigit():
-                self.status_prob[int(key)] = self._prob(key, value)
-            elif key == "timeout":
-                self.timeout_prob = self._prob(key, value)
-            elif key == "hang":
-                self.hang = parse_duration(value)
-            elif key == "latency":
-                lo, _, hi = value.partition("-")
-                self.latency = (parse_duration(lo), parse_duration(hi) if hi else parse_duration(lo))
-            elif key == "retry_after":
-                self.retry_after = int(value)
-            elif key == "seed":
-                seed = int(value)
-            elif key == "limit":
-                count, _, window = value.partition("/")
+        try:
+            if "limit" in extra:
+                count, _, window = extra["limit"].partition("/")
                 self.request_limit = int(count)
                 if window:
                     self.window = parse_duration(window)
-            elif key == "concurrency":
-                self.concurrency_limit = int(value)
-            elif key == "dop":
-                self.dop_hint = int(value)
-            else:
-                raise ValueError(f"unknown faults key '{key}'")
-        for status in self.status_prob:
-            if not 400 <= status <= 599:
-                raise ValueError(f"fault status {status} is not an HTTP error status")
-        self._rng = random.Random(seed)
+            if "concurrency" in extra:
+                self.concurrency_limit = int(extra["concurrency"])
+            if "dop" in extra:
+                self.dop_hint = int(extra["dop"])
+        except ValueError as exc:
+            raise ValueError(f"invalid faults spec {spec!r}: {exc}") from exc
+        if self.request_limit < 1 or self.concurrency_limit < 1 or self.dop_hint < 1:
+            raise ValueError("limit, concurrency and dop must be positive")
         self._lock = threading.Lock()
         self._windows: dict[str, deque[float]] = {}
         self._active: dict[str, int] = {}
 
-    @staticmethod
-    def _prob(key: str, value: str) -> float:
-        p = float(value)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"probability for '{key}' must be within 0..1")
-        return p
+    # Views on the shared plan (kept for callers and tests that read them).
+    @property
+    def status_prob(self) -> dict[int, float]:
+        return self.plan.status_prob
+
+    @property
+    def latency(self) -> tuple[float, float]:
+        return self.plan.latency
+
+    @property
+    def retry_after(self) -> int:
+        return self.plan.retry_after
+
+    @property
+    def extra(self) -> dict[str, str]:
+        return self.plan.extra
 
     @staticmethod
     def caller(authorization: str) -> str:
@@ -126,13 +100,7 @@ class Faults:
                 window.popleft()
             if len(window) >= self.request_limit:
                 wait = max(1, math.ceil(self.window - (now - window[0])))
-                raise DataverseError(
-                    429,
-                    E.THROTTLE_REQUESTS,
-                    f"Number of requests exceeded the limit of {self.request_limit} over time window of "
-                    f"{int(self.window)} seconds.",
-                    {"Retry-After": str(wait)},
-                )
+                raise self._throttled(wait)
             if self._active.get(caller, 0) >= self.concurrency_limit:
                 raise DataverseError(
                     429,
@@ -142,38 +110,38 @@ class Faults:
                 )
             window.append(now)
             self._active[caller] = self._active.get(caller, 0) + 1
-            draw = self._rng.random()
-            lat = self._rng.uniform(*self.latency) if self.latency[1] else 0.0
         try:
-            if lat:
-                time.sleep(lat)
-            self._inject(draw)
+            self._inject()  # sleeps the latency while the request counts as active
             yield
         finally:
             with self._lock:
                 self._active[caller] -= 1
 
-    def _inject(self, draw: float) -> None:
-        acc = 0.0
-        for status, p in self.status_prob.items():
-            acc += p
-            if draw < acc:
-                if status == 429:
-                    raise DataverseError(
-                        429,
-                        E.THROTTLE_REQUESTS,
-                        f"Number of requests exceeded the limit of {self.request_limit} over time window of "
-                        f"{int(self.window)} seconds.",
-                        {"Retry-After": str(self.retry_after)},
-                    )
-                if status >= 500:
-                    raise DataverseError(
-                        status,
-                        E.INJECTED_SERVER_ERROR,
-                        "Generic SQL error." if status == 500 else "The service is temporarily unavailable.",
-                    )
-                raise DataverseError(status, E.INVALID_PROPERTY, f"Injected fault {status}.")
-        acc += self.timeout_prob
-        if draw < acc:
-            time.sleep(self.hang)
+    def _throttled(self, wait: int) -> DataverseError:
+        return DataverseError(
+            429,
+            E.THROTTLE_REQUESTS,
+            f"Number of requests exceeded the limit of {self.request_limit} over time window of "
+            f"{int(self.window)} seconds.",
+            {"Retry-After": str(wait)},
+        )
+
+    def _inject(self) -> None:
+        fault = self.plan.draw()
+        if fault is None:
+            return
+        if fault.kind == "drop":
+            raise DroppedConnection("injected fault: connection dropped")
+        if fault.kind == "timeout":
+            time.sleep(self.plan.hang)
             raise DataverseError(504, E.INJECTED_SERVER_ERROR, "The request timed out.")
+        status = fault.status
+        if status == 429:
+            raise self._throttled(fault.retry_after)
+        if status >= 500:
+            raise DataverseError(
+                status,
+                E.INJECTED_SERVER_ERROR,
+                "Generic SQL error." if status == 500 else "The service is temporarily unavailable.",
+            )
+        raise DataverseError(status, E.INVALID_PROPERTY, f"Injected fault {status}.")

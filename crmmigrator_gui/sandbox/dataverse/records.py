@@ -41,6 +41,8 @@ EDM_TYPES = {  # attribute type -> OData primitive type (also used by $metadata)
     "EntityName": "Edm.String",
 }
 _URL_PREFIX = re.compile(r"^(?:https?://[^/]+)?/?(?:api/data/v9\.\d/)?")
+CHILDREN = "@children"  # transient row key: inline collection items, written after the row itself
+_STATE_COLUMNS = frozenset({"statecode", "statuscode"})
 
 
 def now_iso() -> str:
@@ -189,6 +191,8 @@ class Records:
                 if not (attr.create if creating else attr.update):
                     continue
                 if v is None:
+                    if attr.required == "SystemRequired":
+                        raise self.required_error(ent, attr)
                     values[attr.name] = None
                     values[attr.name + "@t"] = None
                 else:
@@ -197,9 +201,21 @@ class Records:
                     )
                 continue
             attr = attrs.get(key)
+            if attr is None and key in ent.collections:
+                if not isinstance(v, list):
+                    raise bad_request(
+                        f"The value of the collection navigation property '{key}' must be a JSON array.",
+                        E.PAYLOAD_PARSE,
+                    )
+                values.setdefault(CHILDREN, []).append((key, v))
+                continue
             if attr is None:
                 if key in ent.navs and v is None:
                     nattr = ent.navs[key][0]
+                    if not (nattr.create if creating else nattr.update):
+                        continue
+                    if nattr.required == "SystemRequired":
+                        raise self.required_error(ent, nattr)
                     values[nattr.name] = values[nattr.name + "@t"] = None
                     continue
                 if key in ent.navs and isinstance(v, dict | list):
@@ -210,6 +226,10 @@ class Records:
                 raise E.invalid_property(key, ent.name)
             if attr.is_lookup:
                 if v is None:
+                    if not (attr.create if creating else attr.update):
+                        continue
+                    if attr.required == "SystemRequired":
+                        raise self.required_error(ent, attr)
                     values[attr.name] = values[attr.name + "@t"] = None
                     continue
                 raise E.invalid_property(key, ent.name)
@@ -319,6 +339,8 @@ class Records:
                 and values.get(attr.name) is None
             ):
                 raise self.required_error(ent, attr)
+        self._auto_number(ent, values)
+        self._line_item(ent, values, None)
         self._computed(ent, values)
         stamp = now_iso()
         if values.get("overriddencreatedon"):
@@ -341,8 +363,36 @@ class Records:
     ) -> tuple[str, dict[str, Any]]:
         with self.store.transaction():
             rid, row = self.build_new(ent, body, refs, rid, key_values)
-            self.store.insert_many(ent, [(rid, row)])
+            self.insert(ent, [(rid, row)], refs)
         return rid, row
+
+    def insert(
+        self, ent: Entity, rows: list[tuple[str, dict[str, Any]]], refs: dict[str, str] | None = None
+    ) -> None:
+        """Write rows made by :meth:`build_new`, then their inline children and the parent totals."""
+        with self.store.transaction():
+            children = [(rid, row.pop(CHILDREN, None)) for rid, row in rows]
+            self.store.insert_many(ent, rows)
+            for rid, items in children:
+                if items:
+                    self._write_children(ent, rid, items, refs, replace=False)
+            self._after_line_change(ent, [row for _, row in rows])
+
+    def save(
+        self,
+        ent: Entity,
+        rid: str,
+        merged: dict[str, Any],
+        refs: dict[str, str] | None = None,
+        old: dict[str, Any] | None = None,
+    ) -> None:
+        """Write a row made by :meth:`build_update` (children replace the previous collection)."""
+        with self.store.transaction():
+            items = merged.pop(CHILDREN, None)
+            self.store.update(ent, rid, merged)
+            if items:
+                self._write_children(ent, rid, items, refs, replace=True)
+            self._after_line_change(ent, [merged] + ([old] if old else []))
 
     def build_update(
         self,
@@ -356,7 +406,9 @@ class Records:
         for name in drop:
             values.pop(name, None)
             values.pop(name + "@t", None)
+        self._check_closed(ent, row, values)
         self._apply_state(ent, values, row)
+        self._line_item(ent, values, row)
         merged = {**row, **values}
         self._computed(ent, merged)
         merged["modifiedon"] = now_iso()
@@ -375,7 +427,7 @@ class Records:
     ) -> dict[str, Any]:
         with self.store.transaction():
             merged = self.build_update(ent, row, body, refs, drop)
-            self.store.update(ent, rid, merged)
+            self.save(ent, rid, merged, refs, old=row)
         return merged
 
     def upsert(
@@ -415,8 +467,57 @@ class Records:
     def delete(self, ent: Entity, segment: str) -> None:
         with self.store.transaction():
             rid, _ = self.resolve(ent, segment)
-            if rid is None or not self.store.delete(ent, rid):
+            row = self.store.get(ent, rid) if rid else None
+            if rid is None or row is None:
                 raise E.not_found(ent.name, segment)
+            self._check_line_parent(ent, row)
+            self.store.delete(ent, rid)
+            self._cascade_delete(ent, rid)
+            self._after_line_change(ent, [row])
+
+    def close_incident(self, body: Any, refs: dict[str, str] | None = None) -> None:
+        """``CloseIncident``: resolve a case (the only way to reach statecode 1 = Resolved).
+
+        The ``incidentresolution`` activity it creates in Dataverse is validated but not stored.
+        """
+        ent = self.catalog.entities["incident"]
+        resolution = body.get("IncidentResolution") if isinstance(body, dict) else None
+        status = body.get("Status") if isinstance(body, dict) else None
+        if not isinstance(resolution, dict):
+            raise bad_request("The parameter 'IncidentResolution' is required.", E.PAYLOAD_PARSE)
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise bad_request("The parameter 'Status' is required and must be an integer.", E.PAYLOAD_PARSE)
+        ref = resolution.get("incidentid@odata.bind")
+        if ref is None:
+            raise bad_request(
+                "IncidentResolution must bind the case with 'incidentid@odata.bind'.", E.REQUIRED_MISSING
+            )
+        subject = resolution.get("subject")
+        if subject is not None and (not isinstance(subject, str) or len(subject) > 200):
+            raise bad_request(
+                "The length of the 'subject' attribute of the 'incidentresolution' entity exceeded the "
+                "maximum allowed length of '200'.",
+                E.MAX_LENGTH,
+            )
+        attr = Attribute({"LogicalName": "incidentid", "AttributeType": "Lookup", "Targets": ["incident"]})
+        with self.store.transaction():
+            rid, _ = self.resolve_bind(ref, attr, ["incident"], "incidentid", refs)
+            row = self.store.get(ent, rid) or {}
+            if ent.attrs["statuscode"].status_state.get(status) != 1:
+                raise self._pair_error(ent, status, 1)
+            if row.get("statecode") != 0:
+                raise bad_request(
+                    f"The incident {rid} is not active (statecode {row.get('statecode')}) and cannot be resolved.",
+                    E.INVALID_STATE,
+                )
+            row.update(
+                statecode=1,
+                statuscode=status,
+                modifiedon=now_iso(),
+                modifiedby=self.sb.whoami_user_id,
+                versionnumber=self.store.next_version(),
+            )
+            self.store.update(ent, rid, row)
 
     # -- rules -----------------------------------------------------------------------------------------------
 
@@ -483,6 +584,185 @@ class Records:
             E.INVALID_STATE,
         )
 
+    def _check_closed(self, ent: Entity, row: dict[str, Any], values: dict[str, Any]) -> None:
+        """Completed/canceled activities are read-only: only a state change (e.g. reopen) is accepted."""
+        closed = ent.rules.get("ReadOnlyStates")
+        if not closed or row.get("statecode") not in closed:
+            return
+        changed = [k for k in values if k not in _STATE_COLUMNS and not k.endswith("@t")]
+        if changed:
+            label = ent.state_attr.options.get(row.get("statecode")) if ent.state_attr else row.get("statecode")
+            raise bad_request(
+                f"This {ent.name} is {str(label).lower()} and cannot be modified (attempted to change "
+                f"'{changed[0]}'). Closed activities are read-only; reopen it first by setting "
+                "statecode 0.",
+                E.RECORD_CLOSED,
+            )
+
+    def _auto_number(self, ent: Entity, values: dict[str, Any]) -> None:
+        for name, pattern in ent.rules.get("AutoNumber", {}).items():
+            if values.get(name) is None:
+                n = self.store.next_version() % 100000
+                values[name] = pattern.format(n=n, r=uuid.uuid4().hex[:6].upper())
+
+    def _line_parent(self, ent: Entity, row: dict[str, Any]) -> tuple[Entity, str | None, dict[str, Any] | None]:
+        rule = ent.rules["LineItem"]
+        parent_attr = ent.attrs[rule["Parent"]]
+        pent = self.catalog.entities[parent_attr.targets[0]]
+        pid = row.get(parent_attr.name)
+        return pent, pid, (self.store.get(pent, pid) if pid else None)
+
+    def _check_line_parent(self, ent: Entity, row: dict[str, Any]) -> None:
+        rule = ent.rules.get("LineItem")
+        if not rule:
+            return
+        pent, pid, prow = self._line_parent(ent, row)
+        if prow is None:
+            raise E.not_found(pent.name, str(pid))
+        state = prow.get("statecode", 0)
+        if state not in rule["ParentEditableStates"]:
+            label = pent.state_attr.options.get(state, state) if pent.state_attr else state
+            editable = "/".join(
+                str(pent.state_attr.options.get(s, s)) if pent.state_attr else str(s)
+                for s in rule["ParentEditableStates"]
+            )
+            raise bad_request(
+                f"The {pent.name} {pid} is {label} (statecode {state}): its lines can only be added, changed or "
+                f"deleted while it is {editable}.",
+                E.INVALID_STATE,
+            )
+
+    def _line_item(self, ent: Entity, values: dict[str, Any], row: dict[str, Any] | None) -> None:
+        """Quote/order/invoice/opportunity line rules of reference §13 plus the calculated amounts."""
+        if not ent.rules.get("LineItem"):
+            return
+        merged = {**(row or {}), **values}
+        self._check_line_parent(ent, merged)
+        pent, _, prow = self._line_parent(ent, merged)
+        assert prow is not None
+        if merged.get("isproductoverridden"):
+            if merged.get("productid"):
+                raise bad_request(
+                    f"A write-in {ent.name} (isproductoverridden = true) cannot also reference a catalog product "
+                    "(productid).",
+                    E.INVALID_STATE,
+                )
+            for name in ("productdescription", "priceperunit"):
+                if merged.get(name) is None:
+                    raise bad_request(
+                        f"Attribute '{name}' is required for a write-in product (isproductoverridden = true) on "
+                        f"entity '{ent.name}'.",
+                        E.REQUIRED_MISSING,
+                    )
+        else:
+            for name in ("productid", "uomid"):
+                if merged.get(name) is None:
+                    raise bad_request(
+                        f"Attribute '{name}' is required for an existing (catalog) product on entity "
+                        f"'{ent.name}'; for a write-in product set isproductoverridden = true, productdescription "
+                        "and priceperunit.",
+                        E.REQUIRED_MISSING,
+                    )
+            price_list = prow.get("pricelevelid")
+            if not price_list:
+                raise bad_request(
+                    f"The {pent.name} has no price list (pricelevelid): catalog products can only be added to a "
+                    f"{pent.name} with a price list.",
+                    E.INVALID_STATE,
+                )
+            ppl = self.catalog.entities["productpricelevel"]
+            hit = self.store.find_by_key(
+                ppl,
+                [ppl.attrs["pricelevelid"], ppl.attrs["productid"], ppl.attrs["uomid"]],
+                [price_list, merged["productid"], merged["uomid"]],
+            )
+            if hit is None:
+                raise bad_request(
+                    f"The product {merged['productid']} with unit {merged['uomid']} is not in the price list "
+                    f"{price_list} of the {pent.name} (no productpricelevel row for this product and unit).",
+                    E.INVALID_STATE,
+                )
+            if not merged.get("ispriceoverridden"):
+                values["priceperunit"] = merged["priceperunit"] = hit[1].get("amount") or 0
+        qty = merged.get("quantity")
+        price = _dec(merged.get("priceperunit"))
+        base = (price * _dec(qty)).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+        extended = base - _dec(merged.get("manualdiscountamount")) - _dec(merged.get("volumediscountamount"))
+        extended += _dec(merged.get("tax"))
+        values["baseamount"] = _num(base)
+        values["extendedamount"] = _num(extended)
+        values["pricingerrorcode"] = 4 if qty is None else 0
+
+    def _after_line_change(self, ent: Entity, rows: list[dict[str, Any]]) -> None:
+        """Recalculate the header totals of every header touched by these line rows."""
+        rule = ent.rules.get("LineItem")
+        if not rule:
+            return
+        parent_attr = ent.attrs[rule["Parent"]]
+        pent = self.catalog.entities[parent_attr.targets[0]]
+        for pid in {r.get(parent_attr.name) for r in rows if r and r.get(parent_attr.name)}:
+            prow = self.store.get(pent, pid)
+            if prow is None:
+                continue
+            lines, tax, discount = self.store.sums(
+                ent,
+                [ent.attrs["extendedamount"], ent.attrs["tax"], ent.attrs["manualdiscountamount"]],
+                parent_attr,
+                pid,
+            )
+            total = _dec(lines) - _dec(prow.get("discountamount")) + _dec(prow.get("freightamount"))
+            prow.update(
+                totallineitemamount=_num(_dec(lines)),
+                totaltax=_num(_dec(tax)),
+                totaldiscountamount=_num(_dec(discount) + _dec(prow.get("discountamount"))),
+                totalamount=_num(total),
+                modifiedon=now_iso(),
+                versionnumber=self.store.next_version(),
+            )
+            self.store.update(pent, pid, prow)
+
+    def _write_children(
+        self,
+        ent: Entity,
+        rid: str,
+        items: list[tuple[str, list[Any]]],
+        refs: dict[str, str] | None,
+        replace: bool,
+    ) -> None:
+        """Inline collection items (activity parties): each becomes a row of the related table."""
+        for nav, values in items:
+            spec = ent.collections[nav]
+            cent = self.catalog.entities[spec["Entity"]]
+            link = cent.attrs[spec["Attribute"]]
+            if replace:
+                self.store.delete_where(cent, link, rid)
+            allowed = ent.d.get("PartyTypes")
+            rows = []
+            for item in values:
+                if not isinstance(item, dict):
+                    raise bad_request(f"Each item of '{nav}' must be a JSON object.", E.PAYLOAD_PARSE)
+                body = {k: v for k, v in item.items() if not k.startswith(link.name)}
+                body[f"{link.navs[ent.name]}@odata.bind"] = f"/{ent.set_name}({rid})"
+                crid, crow = self.build_new(cent, body, refs)
+                mask = crow.get("participationtypemask")
+                if allowed and mask not in allowed:
+                    raise bad_request(
+                        f"participationtypemask {mask} is not valid for a party of a {ent.name} (allowed: "
+                        f"{', '.join(str(a) for a in allowed)}).",
+                        E.OUT_OF_RANGE,
+                    )
+                rows.append((crid, crow))
+            self.store.insert_many(cent, rows)
+
+    def _cascade_delete(self, ent: Entity, rid: str) -> None:
+        for spec in ent.collections.values():
+            cent = self.catalog.entities[spec["Entity"]]
+            self.store.delete_where(cent, cent.attrs[spec["Attribute"]], rid)
+        for other in self.catalog.entities.values():
+            rule = other.rules.get("LineItem")
+            if rule and ent.name in other.attrs[rule["Parent"]].targets:
+                self.store.delete_where(other, other.attrs[rule["Parent"]], rid)
+
     def _computed(self, ent: Entity, values: dict[str, Any]) -> None:
         if ent.name in ("contact", "systemuser"):
             values["fullname"] = " ".join(p for p in (values.get("firstname"), values.get("lastname")) if p)
@@ -495,8 +775,12 @@ class Records:
             values["isdocument"] = bool(body)
             values["filesize"] = (len(body) * 3 // 4 - body.count("=")) if body else 0
             values["objecttypecode"] = values.get("objectid@t")
-        elif ent.name == "task":
-            values["activitytypecode"] = "task"
+        elif ent.name == "customeraddress":
+            values["objecttypecode"] = values.get("parentid@t")
+            parts = [values.get(n) for n in ("line1", "line2", "line3", "city", "stateorprovince", "postalcode")]
+            values["composite"] = "\n".join(p for p in [*parts, values.get("country")] if p) or None
+        if ent.d.get("IsActivity"):
+            values["activitytypecode"] = ent.name
 
     # -- output ----------------------------------------------------------------------------------------------
 
@@ -546,6 +830,14 @@ class Records:
                     )
             out[name] = v
         return out
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(str(value)) if value is not None else Decimal(0)
+
+
+def _num(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def _etag_value(text: str) -> str:

@@ -163,6 +163,8 @@ def property_request(sb: DataverseSandbox, req: Request, ent: Entity, key: str, 
         raise DataverseError(
             405, E.INVALID_PROPERTY, f"The requested resource does not support http method '{req.method}'."
         )
+    if prop in ent.collections and len(rest) == 1:
+        return _collection_property(sb, req, ent, rid, row, prop)
     m = re.match(r"^_(\w+)_value$", prop)
     attr = ent.attrs.get(m.group(1) if m else prop)
     if attr is None or attr.is_lookup != bool(m):
@@ -183,6 +185,37 @@ def property_request(sb: DataverseSandbox, req: Request, ent: Entity, key: str, 
         return 204, {}, None
     if req.method == "PUT":
         sb.records.update(ent, rid, row, {attr.name: req.json().get("value")})
+        return 204, {}, None
+    raise DataverseError(
+        405, E.INVALID_PROPERTY, f"The requested resource does not support http method '{req.method}'."
+    )
+
+
+def _collection_property(
+    sb: DataverseSandbox, req: Request, ent: Entity, rid: str, row: dict[str, Any], prop: str
+) -> Result:
+    """``GET emails(id)/email_activity_parties`` lists them; ``PUT`` with ``{"value":[…]}`` replaces them."""
+    spec = ent.collections[prop]
+    cent = sb.catalog.entities[spec["Entity"]]
+    link = cent.attrs[spec["Attribute"]]
+    if req.method == "GET":
+        rows = sb.store.query(cent, f"{col_expr(link)} = ?", [rid], "seq", MAX_PAGE)
+        attrs = sb.records.select_attrs(cent, select_with_pk(cent, req))
+        annotations = req.prefer.get("odata.include-annotations")
+        return (
+            200,
+            {},
+            {
+                "@odata.context": f"{req.base}$metadata#{cent.set_name}",
+                "value": [sb.records.format_row(cent, crid, crow, attrs, annotations) for _, crid, crow in rows],
+            },
+        )
+    if req.method == "PUT":
+        body = req.json()
+        items = body.get("value") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise bad_request(f"The body of PUT {prop} must be {{\"value\": [ … ]}}.", E.PAYLOAD_PARSE)
+        sb.records.update(ent, rid, row, {prop: items})
         return 204, {}, None
     raise DataverseError(
         405, E.INVALID_PROPERTY, f"The requested resource does not support http method '{req.method}'."

@@ -170,6 +170,27 @@ class Store:
             cur = self.conn.execute(f"DELETE FROM {self.table(ent)} WHERE id=?", (rid,))
         return cur.rowcount > 0
 
+    def delete_where(self, ent: Entity, attr: Attribute, value: Any) -> list[str]:
+        """Delete the rows whose column ``attr`` equals ``value``; returns their ids (cascades)."""
+        with self.transaction():
+            ids = [
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT id FROM {self.table(ent)} WHERE {col_expr(attr)} = ?", (value,)
+                ).fetchall()
+            ]
+            self.conn.execute(f"DELETE FROM {self.table(ent)} WHERE {col_expr(attr)} = ?", (value,))
+        return ids
+
+    def sums(self, ent: Entity, attrs: Sequence[Attribute], where_attr: Attribute, value: Any) -> list[Any]:
+        """``SUM`` of each column over the rows whose ``where_attr`` equals ``value`` (header totals)."""
+        cols = ",".join(f"total({col_expr(a)})" for a in attrs)
+        with self.lock:
+            row = self.conn.execute(
+                f"SELECT {cols} FROM {self.table(ent)} WHERE {col_expr(where_attr)} = ?", (value,)
+            ).fetchone()
+        return list(row)
+
     def query(
         self, ent: Entity, where: str, params: list[Any], order: str, limit: int | None, offset: int = 0
     ) -> list[tuple[int, str, dict[str, Any]]]:
