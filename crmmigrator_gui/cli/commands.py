@@ -43,8 +43,17 @@ def cmd_connect(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.target import connection
 
     project = _open(args.project)
-    if args.side == "source":
+    from crmmigrator_gui.engine.source.extract import EXTRACTORS
+
+    if args.side == "source" and project.source not in EXTRACTORS:
         raise MigratorError(f"{project.source} is imported from export files; no source connection is needed")
+    if args.app_key_env:
+        import os
+
+        app_key = os.environ.get(args.app_key_env)
+        if not app_key:
+            raise UsageError(f"environment variable {args.app_key_env} is empty or not set")
+        connection.store_app_key(project, args.side, app_key)
     conn = connection.configure(
         project,
         args.side,
@@ -86,6 +95,23 @@ def cmd_import(args: argparse.Namespace) -> int:
     for warning in data["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     _emit(args, data, "\n".join(lines))
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from crmmigrator_gui.engine.source.extract import extract
+
+    project = _open(args.project)
+    result = extract(project, since=args.since, progress=_StderrProgress())
+    data = result.to_json()
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    lines = [
+        f"{o['source_object']:<22}{o['records']:>8} records {o['new']:>7} new {o['changed']:>7} changed "
+        f"{o['deleted']:>6} deleted"
+        for o in data["objects"]
+    ]
+    _emit(args, data, "\n".join(lines) + f"\n{data['requests']} requests")
     return 0
 
 
@@ -239,17 +265,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.demo.runner import run_demo
     from crmmigrator_gui.paths import user_data_dir
 
-    if args.source != "octopuspro" or args.target != "dynamics365":
-        raise MigratorError(
-            f"the {args.source} → {args.target} demo arrives in a later release; "
-            "try --source octopuspro --target dynamics365"
-        )
     folder = (
         Path(args.dir)
         if args.dir
         else Path(tempfile.mkdtemp(prefix=datetime.now().strftime("demo-%Y%m%d-%H%M%S-"), dir=user_data_dir()))
     )
-    result = run_demo(folder, records=args.records, progress=_StderrProgress(), faults=args.faults)
+    result = run_demo(
+        folder,
+        source=args.source,
+        target=args.target,
+        records=args.records,
+        progress=_StderrProgress(),
+        faults=args.faults,
+    )
     print(f"demo project: {result['project']}", file=sys.stderr)
     _emit(args, result, _run_text(result))
     return _exit_for(result)

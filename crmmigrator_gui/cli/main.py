@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--object")
     s.add_argument("--json", action="store_true")
 
+    s = sub.add_parser("extract", parents=[common], help="extract from the source platform's API")
+    s.add_argument("project")
+    s.add_argument("--since", help="ISO 8601 date-time; default: the last checkpoint (delta)")
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("automap", parents=[common], help="propose the field map")
     s.add_argument("project")
     s.add_argument("--json", action="store_true")

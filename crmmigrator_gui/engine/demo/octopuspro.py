@@ -36,6 +36,8 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
+KIND = "files"  # for the demo runner: this source arrives as export files
+
 TODAY = date(2025, 3, 14)
 VARIANTS = ("standard", "unseen")
 OBJECTS = (

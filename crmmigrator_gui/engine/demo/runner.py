@@ -1,16 +1,23 @@
-"""``crmmigrator demo``: generate a realistic export and run every step into the embedded sandbox.
+"""``crmmigrator demo``: generate realistic source data and run every step into the embedded sandbox.
 
-The same engine calls as the CLI and the wizard, in order: new → import → automap → accept →
-load (the sandbox's schema is provisioned through the metadata API) → report. The generated
-field workers' e-mails are provisioned as sandbox users first, as an admin would.
+The same engine calls as the CLI and the wizard, in order: new → import (file sources) or
+extract (API sources, from the project's embedded source emulator) → automap → accept → load
+(the sandbox's schema is provisioned through the metadata API) → report. The source's field
+workers / technicians are provisioned as destination users first, as an admin would.
+
+Each source has a demo module (``DEMO_MODULES``) exposing either
+``KIND = "files"`` + ``generate_export(out_dir, *, records, seed, variant) -> GeneratedExport``, or
+``KIND = "api"`` + ``prepare_source(project, *, records, seed) -> list[(fullname, email)]`` (seeds the
+embedded source emulator and returns the users the destination should already have).
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
-from crmmigrator_gui.engine.demo.octopuspro import generate_export
+from crmmigrator_gui.engine.errors import MigratorError
 from crmmigrator_gui.engine.mapping.maps import accept, run_automap
 from crmmigrator_gui.engine.progress import ProgressCallback, no_progress
 from crmmigrator_gui.engine.project.store import Project
@@ -19,45 +26,84 @@ from crmmigrator_gui.engine.run.load import load
 from crmmigrator_gui.engine.source.importer import import_paths
 from crmmigrator_gui.engine.target.connection import configure, embedded_sandbox_path
 
+DEMO_MODULES = {
+    "octopuspro": "crmmigrator_gui.engine.demo.octopuspro",
+    "qdispatch": "crmmigrator_gui.engine.demo.qdispatch",
+    "generic": "crmmigrator_gui.engine.demo.generic",
+    "dispatchpro": "crmmigrator_gui.engine.demo.dispatchpro",
+    "servicetracker": "crmmigrator_gui.engine.demo.servicetracker",
+}
+
+
+def demo_module(source: str) -> Any:
+    name = DEMO_MODULES.get(source)
+    if name is None:
+        raise MigratorError(f"no demo for source {source!r}")
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise MigratorError(f"the {source} demo arrives in a later release") from exc
+
 
 def run_demo(
     folder: Path,
     *,
+    source: str = "octopuspro",
+    target: str = "dynamics365",
     records: int = 2000,
     progress: ProgressCallback = no_progress,
     edition: str = "enterprise",
     faults: str | None = None,
+    seed: int = 7,
 ) -> dict[str, Any]:
+    module = demo_module(source)
     folder.mkdir(parents=True, exist_ok=True)
-    export = generate_export(folder / "export", records=records)
-    project = Project.create(folder / "demo.cmproj", source="octopuspro", target="dynamics365", edition=edition)
+    project = Project.create(folder / "demo.cmproj", source=source, target=target, edition=edition)
+    try:
+        if module.KIND == "files":
+            export = module.generate_export(folder / "export", records=records, seed=seed)
+            users = list(export.users)
+        else:
+            users = list(module.prepare_source(project, records=records, seed=seed))
+        _provision_users(project, users)
+        if faults:  # rehearse retries: the embedded sandbox injects 429s/5xx/drops
+            configure(
+                project,
+                "target",
+                url=None,
+                auth="sandbox",
+                tenant=None,
+                client_id=None,
+                token_url=None,
+                username=None,
+                secret=None,
+                faults=faults,
+            )
+        if module.KIND == "files":
+            import_paths(project, export.files, progress=progress)
+        else:
+            from crmmigrator_gui.engine.source.extract import extract
+
+            extract(project, progress=progress)
+        run_automap(project)
+        accept(project, actor="demo")
+        result = load(project, progress=progress, actor="demo").to_json()
+        result["project"] = str(project.path)
+        result["sandbox"] = str(embedded_sandbox_path(project))
+        result["report"] = build_report(project)["totals"]
+        return result
+    finally:
+        project.close()
+
+
+def _provision_users(project: Project, users: list[tuple[str, str]]) -> None:
+    if project.target != "dynamics365":
+        return
     from crmmigrator_gui.sandbox.dataverse.app import DataverseSandbox
 
     sandbox = DataverseSandbox(embedded_sandbox_path(project))
     try:
-        for fullname, email in export.users:
+        for fullname, email in users:
             sandbox.add_user(fullname, email)
     finally:
         sandbox.close()
-    if faults:
-        configure(
-            project,
-            "target",
-            url=None,
-            auth="sandbox",
-            tenant=None,
-            client_id=None,
-            token_url=None,
-            username=None,
-            secret=None,
-            faults=faults,
-        )
-    import_paths(project, export.files, progress=progress)
-    run_automap(project)
-    accept(project, actor="demo")
-    result = load(project, progress=progress, actor="demo").to_json()
-    result["project"] = str(project.path)
-    result["sandbox"] = str(embedded_sandbox_path(project))
-    result["report"] = build_report(project)["totals"]
-    project.close()
-    return result

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ class ImportedObject:
     id_field: str
     dropped_columns: list[str] = field(default_factory=list)
     duplicates_skipped: int = 0
+    new: int = 0
+    changed: int = 0
 
 
 @dataclass
@@ -58,6 +60,8 @@ class ImportResult:
                     "columns": len(o.columns),
                     "dropped_columns": o.dropped_columns,
                     "duplicates_skipped": o.duplicates_skipped,
+                    "new": o.new,
+                    "changed": o.changed,
                 }
                 for o in self.objects
             ],
@@ -133,6 +137,28 @@ def row_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
+@dataclass
+class RecordTable:
+    """Rows that came from an API, shaped like a ``SourceTable`` so they share the import path.
+
+    Attributes:
+        name: the source object's name at the API (for messages).
+        columns: flattened field names (``address.street``).
+        rows: a callable returning an iterator of value lists aligned to ``columns``.
+    """
+
+    name: str
+    columns: list[str]
+    rows: Any
+    path: Path = Path("api")
+    sheet: str | None = None
+    header_row: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def iter_rows(self) -> Iterator[tuple[int, list[str | None]]]:
+        yield from enumerate(self.rows(), start=1)
+
+
 def import_paths(
     project: Project,
     paths: list[Path],
@@ -153,18 +179,32 @@ def import_paths(
     tables: list[SourceTable] = []
     for file in files:
         tables.extend(open_tables(file))
-    warnings: list[str] = []
-    plan: list[tuple[SourceTable, SourceObject]] = []
+    plan: list[tuple[Any, SourceObject]] = []
     for table in tables:
         obj = playbook.obj(object_name) if object_name else recognise_object(playbook, table)[0]
         plan.append((table, obj))
-        warnings.extend(f"{_where(table)}: {w}" for w in table.warnings)
+    return stage_tables(
+        project, plan, action="import", detail={"files": [str(f) for f in files]}, progress=progress, cancel=cancel
+    )
 
+
+def stage_tables(
+    project: Project,
+    plan: list[tuple[Any, SourceObject]],
+    *,
+    action: str,
+    detail: dict[str, Any],
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> ImportResult:
+    """Stage (table, object) pairs as one transaction; files and API extractors both end here."""
+    playbook = load_playbook(project.source, project.target, project.edition)
+    warnings = [f"{_where(t)}: {w}" for t, _o in plan for w in t.warnings]
     results: dict[str, ImportedObject] = {}
-    with project.step("import", {"files": [str(f) for f in files]}):
+    with project.step(action, detail):
         batch_id = project.db.conn.execute(
-            "INSERT INTO import_batches (started_at, files, actor) VALUES (?, ?, 'importer')",
-            (now_iso(), json.dumps([str(f) for f in files])),
+            "INSERT INTO import_batches (started_at, files, actor) VALUES (?, ?, ?)",
+            (now_iso(), json.dumps(detail.get("files", [])), action),
         ).lastrowid
         assert batch_id is not None
         for table, obj in plan:
@@ -175,6 +215,8 @@ def import_paths(
                 previous.files += imported.files
                 previous.columns += [c for c in imported.columns if c not in previous.columns]
                 previous.duplicates_skipped += imported.duplicates_skipped
+                previous.new += imported.new
+                previous.changed += imported.changed
             else:
                 results[obj.name] = imported
         for obj_name, imported in results.items():
@@ -182,15 +224,23 @@ def import_paths(
     return ImportResult(batch_id=batch_id, objects=list(results.values()), warnings=warnings)
 
 
+PROFILE_ROWS = 100_000
+
+
 def _import_table(
     project: Project,
     playbook: Playbook,
     obj: SourceObject,
-    table: SourceTable,
+    table: Any,
     batch_id: int,
     progress: ProgressCallback,
     cancel: CancelToken | None,
 ) -> ImportedObject:
+    """Stream one table into staging in bounded memory.
+
+    Duplicate detection uses a temporary SQLite table rather than a Python dict, and profiling
+    consumes the same stream (first ``PROFILE_ROWS`` rows), so a 1M-row file never sits in memory.
+    """
     where = _where(table)
     roles = header_roles(obj, table.columns)
     missing = [r for r in obj.id_roles if r not in roles]
@@ -202,56 +252,69 @@ def _import_table(
     dropped = [column for role_name, (column, _score) in roles.items() if obj.roles[role_name].do_not_migrate]
     keep = [i for i, c in enumerate(table.columns) if c not in dropped]
     columns = [table.columns[i] for i in keep]
-    seen: dict[str, tuple[int, str]] = {}
-    existing_rows = _existing_ids(project, obj.name)
-    batch: list[tuple[Any, ...]] = []
-    records = duplicates = 0
-    profile_rows: list[list[str | None]] = []
-    for row_number, values in table.iter_rows():
-        parts = [values[i] for i in id_indexes]
-        if any(p is None or not str(p).strip() for p in parts):
-            if len(id_columns) == 1:
-                raise InputError("the id is empty", file=where, row=row_number, column=id_columns[0])
-            parts = [p or "" for p in parts]
-        source_id = "|".join(str(p).strip() for p in parts)
-        raw = {table.columns[i]: values[i] for i in keep}
-        digest = row_hash(raw)
-        if source_id in seen:
-            first_row, first_hash = seen[source_id]
-            if first_hash == digest or len(id_columns) > 1:
-                if len(id_columns) > 1 and first_hash != digest:
-                    # Composite ids (form answers) can legitimately repeat: keep both.
-                    source_id = f"{source_id}#{row_number}"
-                else:
-                    duplicates += 1
+    conn = project.db.conn
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_seen (source_id TEXT PRIMARY KEY, row_number INT, hash TEXT)")
+    conn.execute("DELETE FROM import_seen")
+    stats = {"records": 0, "duplicates": 0, "new": 0, "changed": 0}
+
+    def staged_rows() -> Iterator[list[str | None]]:
+        batch: list[tuple[Any, ...]] = []
+        for row_number, values in table.iter_rows():
+            parts = [values[i] for i in id_indexes]
+            if any(p is None or not str(p).strip() for p in parts):
+                if len(id_columns) == 1:
+                    raise InputError("the id is empty", file=where, row=row_number, column=id_columns[0])
+                parts = [p or "" for p in parts]
+            source_id = "|".join(str(p).strip() for p in parts)
+            raw = {table.columns[i]: values[i] for i in keep}
+            digest = row_hash(raw)
+            first = conn.execute(
+                "SELECT row_number, hash FROM import_seen WHERE source_id = ?", (source_id,)
+            ).fetchone()
+            if first:
+                if first[1] == digest:
+                    stats["duplicates"] += 1  # the same row twice (overlapping exports): keep one
                     continue
-            else:
-                raise InputError(
-                    f"duplicate id {source_id!r} with different values (first seen on row {first_row})",
-                    file=where,
-                    row=row_number,
-                    column=id_columns[0],
+                if len(id_columns) > 1:
+                    source_id = f"{source_id}#{row_number}"  # composite ids (form answers) may repeat
+                else:
+                    raise InputError(
+                        f"duplicate id {source_id!r} with different values (first seen on row {first[0]})",
+                        file=where,
+                        row=row_number,
+                        column=id_columns[0],
+                    )
+            conn.execute("INSERT OR REPLACE INTO import_seen VALUES (?, ?, ?)", (source_id, row_number, digest))
+            batch.append(
+                (
+                    obj.name,
+                    source_id,
+                    digest,
+                    batch_id,
+                    str(table.path),
+                    row_number,
+                    json.dumps(raw, ensure_ascii=False),
                 )
-        seen[source_id] = (row_number, digest)
-        existing_rows.discard(source_id)
-        batch.append(
-            (obj.name, source_id, digest, batch_id, str(table.path), row_number, json.dumps(raw, ensure_ascii=False))
-        )
-        if len(profile_rows) < 200_000:
-            profile_rows.append([values[i] for i in keep])
-        records += 1
-        if len(batch) >= CHUNK:
-            _flush(project, batch)
-            batch.clear()
-            progress(ProgressEvent("import", obj.name, records, 0, message=where))
-            if cancel:
-                cancel.raise_if_cancelled()
-    _flush(project, batch)
+            )
+            stats["records"] += 1
+            if len(batch) >= CHUNK:
+                _flush(project, batch, stats)
+                batch.clear()
+                progress(ProgressEvent("import", obj.name, stats["records"], 0, message=where))
+                if cancel:
+                    cancel.raise_if_cancelled()
+            yield [values[i] for i in keep]
+        _flush(project, batch, stats)
+
+    stream = staged_rows()
+    profiles = profile_columns(columns, stream, sample_limit=PROFILE_ROWS)
+    for _rest in stream:  # profiling stops early on big files; staging goes on to the end
+        pass
+    records = stats["records"]
     if records == 0:
-        raise InputError("no data rows under the header", file=where, row=table.header_row)
-    profiles = profile_columns(columns, profile_rows)
-    project.db.conn.execute("DELETE FROM profiles WHERE object = ?", (obj.name,))
-    project.db.conn.executemany(
+        raise InputError("no data rows under the header", file=where, row=table.header_row or None)
+    conn.execute("DELETE FROM profiles WHERE object = ?", (obj.name,))
+    conn.executemany(
         "INSERT OR REPLACE INTO profiles VALUES (?,?,?,?,?,?,?,?,?,?)",
         [
             (
@@ -277,23 +340,41 @@ def _import_table(
         columns=columns,
         id_field=" + ".join(id_columns),
         dropped_columns=dropped,
-        duplicates_skipped=duplicates,
+        duplicates_skipped=stats["duplicates"],
+        new=stats["new"],
+        changed=stats["changed"],
     )
 
 
-def _existing_ids(project: Project, obj: str) -> set[str]:
-    return {r[0] for r in project.db.conn.execute("SELECT source_id FROM staging WHERE object = ?", (obj,))}
-
-
-def _flush(project: Project, batch: list[tuple[Any, ...]]) -> None:
-    if batch:
-        project.db.conn.executemany(
-            "INSERT INTO staging (object, source_id, row_hash, batch_id, file, row_number, raw) "
-            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(object, source_id) DO UPDATE SET "
-            "row_hash = excluded.row_hash, batch_id = excluded.batch_id, file = excluded.file, "
-            "row_number = excluded.row_number, raw = excluded.raw",
-            batch,
+def _flush(project: Project, batch: list[tuple[Any, ...]], stats: dict[str, int]) -> None:
+    """Upsert a chunk into staging, counting new and changed rows against what was staged before."""
+    if not batch:
+        return
+    conn = project.db.conn
+    obj = batch[0][0]
+    ids = [row[1] for row in batch]
+    before: dict[str, str] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        marks = ",".join("?" * len(chunk))
+        before.update(
+            conn.execute(
+                f"SELECT source_id, row_hash FROM staging WHERE object = ? AND source_id IN ({marks})", (obj, *chunk)
+            ).fetchall()
         )
+    for row in batch:
+        previous = before.get(row[1])
+        if previous is None:
+            stats["new"] += 1
+        elif previous != row[2]:
+            stats["changed"] += 1
+    conn.executemany(
+        "INSERT INTO staging (object, source_id, row_hash, batch_id, file, row_number, raw) "
+        "VALUES (?,?,?,?,?,?,?) ON CONFLICT(object, source_id) DO UPDATE SET "
+        "row_hash = excluded.row_hash, batch_id = excluded.batch_id, file = excluded.file, "
+        "row_number = excluded.row_number, raw = excluded.raw",
+        batch,
+    )
 
 
 def _store_object(project: Project, name: str, imported: ImportedObject, batch_id: int) -> None:

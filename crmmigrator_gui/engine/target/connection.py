@@ -46,6 +46,20 @@ def embedded_sandbox_path(project: Project) -> Path:
     return project.path.with_name(project.path.name + ".sandbox.sqlite")
 
 
+def embedded_source_path(project: Project) -> Path:
+    """The embedded *source* emulator (ServiceTitan, Salesforce-hosted ServiceTracker) for API sources."""
+    return project.path.with_name(project.path.name + ".source.sqlite")
+
+
+def store_app_key(project: Project, side: str, app_key: str) -> None:
+    """ServiceTitan's ST-App-Key is a secret too: keyring only."""
+    store_secret(project, side, "st-app-key", app_key)
+
+
+def load_app_key(project: Project, side: str) -> str:
+    return load_secret(project, side, "st-app-key")
+
+
 def project_id(project: Project) -> str:
     value = project.meta("project_id")
     if not value:
