@@ -257,6 +257,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         from crmmigrator_gui.engine.report.files import write_report
 
         write_report(Path(args.out), report)
+    if args.rebuild:
+        from crmmigrator_gui.engine.report.rebuild import write_rebuild_package
+
+        for path in write_rebuild_package(project, Path(args.rebuild)):
+            print(f"wrote {path}", file=sys.stderr)
     _emit(args, report, to_text(report))
     return 0
 

@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", parents=[common], help="reconciliation report")
     s.add_argument("project")
     s.add_argument("--out")
+    s.add_argument("--rebuild", metavar="FOLDER", help="also write the rebuild reference package here")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("demo", parents=[common], help="generate an export and run every step into the sandbox")

@@ -93,8 +93,17 @@ def match_name(header: str, synonyms: tuple[str, ...] | list[str]) -> NameMatch:
     return best
 
 
+_CUSTOM_MARKER = re.compile(r"^\s*(?:CF[TSIN]?|PF[TSIN]?)\s*\[\s*(.*?)\s*\]\s*$", re.IGNORECASE)
+
+
+def custom_field_label(name: str) -> str:
+    """Jobber-style custom-field headers (``CFT[Gate Code]``, ``PFI[ Date of Loss ]``) → the label inside."""
+    match = _CUSTOM_MARKER.match(name)
+    return match.group(1) if match else name
+
+
 def slug(name: str, *, max_length: int = 40) -> str:
     """A safe lower-case identifier for a custom column derived from a header."""
-    text = normalize(name).replace("#", "number")
+    text = normalize(custom_field_label(name)).replace("#", "number")
     text = re.sub(r"[^a-z0-9]+", "_", text).strip("_")
     return (text or "field")[:max_length]

@@ -13,6 +13,7 @@ from crmmigrator_gui.engine.mapping.playbook import load_playbook
 from crmmigrator_gui.engine.mapping.transforms import TransformError, parse_money
 from crmmigrator_gui.engine.plan.order import load_order, role_columns
 from crmmigrator_gui.engine.project.store import Project
+from crmmigrator_gui.engine.report.rebuild import rebuild_package
 from crmmigrator_gui.engine.run.results import summarize
 
 
@@ -58,6 +59,7 @@ def build_report(project: Project) -> dict[str, Any]:
         "totals": totals,
         "failures": (summary.failures[:500] if summary else []),
         "exceptions": payment_exceptions(project),
+        "rebuild": rebuild_package(project)["rebuild"],
         "runs": project.query(
             "SELECT id, kind, status, started_at, finished_at, requests, seconds FROM runs ORDER BY id"
         ),
