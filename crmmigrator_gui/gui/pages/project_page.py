@@ -12,20 +12,33 @@ from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QFileDialog, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from crmmigrator_gui.engine.errors import MigratorError
+from crmmigrator_gui.engine.mapping.playbook import playbook_path
 from crmmigrator_gui.gui.generated.ui_project_page import Ui_ProjectPage
 from crmmigrator_gui.gui.pages.base import BasePage, hint, set_banner
 from crmmigrator_gui.gui.settings import GuiSettings
 
 PROJECT_SUFFIX = ".cmproj"
 
-#: (engine name, label, available in this release)
-SOURCES = [
-    ("octopuspro", "OctopusPro (support export, CSV / Excel)", True),
-    ("dispatchpro", "Dispatch Pro (ServiceTitan API) — coming soon", False),
-    ("qdispatch", "Q Dispatch (export files) — coming soon", False),
-    ("servicetracker", "ServiceTracker (REST / CSV) — coming soon", False),
-    ("generic", "Generic CSV / Excel — coming soon", False),
+#: (engine name, label). File-based sources are offered as soon as their playbook ships; API sources
+#: also need the Import page's extraction step, which the wizard does not have yet.
+_SOURCE_LABELS = [
+    ("octopuspro", "OctopusPro (support export, CSV / Excel)", "files"),
+    ("dispatchpro", "Dispatch Pro (ServiceTitan API)", "api"),
+    ("qdispatch", "Q Dispatch (export files)", "files"),
+    ("servicetracker", "ServiceTracker (Salesforce-hosted API)", "api"),
+    ("generic", "Generic CSV / Excel / JSON export", "files"),
 ]
+
+
+def _available_sources() -> list[tuple[str, str, bool]]:
+    items = []
+    for name, label, kind in _SOURCE_LABELS:
+        ready = kind == "files" and playbook_path(name, "dynamics365").exists()
+        items.append((name, label if ready else f"{label} — coming soon", ready))
+    return items
+
+
+SOURCES = _available_sources()
 TARGETS = [
     ("dynamics365", "Dynamics 365 Sales", True),
     ("salesforce", "Salesforce Sales Cloud — coming soon", False),
