@@ -225,7 +225,7 @@ def test_undecodable_bytes_name_the_row(tmp_path: Path) -> None:
 
 
 def test_supported_suffixes() -> None:
-    assert frozenset({".csv", ".tsv", ".txt", ".xlsx", ".xlsm"}) == SUPPORTED_SUFFIXES
+    assert frozenset({".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".json", ".jsonl", ".ndjson"}) == SUPPORTED_SUFFIXES
 
 
 # --------------------------------------------------------------------------------------------- XLSX
@@ -276,6 +276,7 @@ def test_xlsx_sheets_title_rows_and_cell_normalisation(tmp_path: Path) -> None:
         (8, ["3", None, None, "-4", None, None, None, None, None]),
     ]
     assert any("Secret" in w and "hidden" in w for w in customers.warnings)
+    assert any("I6" in w and "formula" in w for w in customers.warnings)  # =1+1 has no saved value
 
 
 def test_xlsx_overflow_reports_the_physical_column(tmp_path: Path) -> None:

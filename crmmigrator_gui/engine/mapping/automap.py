@@ -170,9 +170,17 @@ def _propose_object(
                     )
                 )
             continue
-        if obj.custom_fields and profile and profile["inferred_type"] != "empty":
+        prefix = obj.custom_fields_prefix or ""
+        suffix = obj.custom_fields_suffix or ""
+        if (
+            obj.custom_fields
+            and profile
+            and profile["inferred_type"] != "empty"
+            and column.startswith(prefix)
+            and column.endswith(suffix)
+        ):
             entity = obj.custom_fields
-            field = f"new_cf_{slug(column)}"
+            field = f"new_cf_{slug(column[len(prefix) : len(column) - len(suffix)] or column)}"
             col_type = _CUSTOM_TYPES.get(profile["inferred_type"], "String")
             samples = json.loads(profile["samples"]) if isinstance(profile["samples"], str) else profile["samples"]
             if col_type == "Integer" and any(str(v).startswith("0") and len(str(v)) > 1 for v in samples):

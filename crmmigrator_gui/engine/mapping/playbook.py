@@ -44,6 +44,7 @@ class Part:
     user_lookup: dict[str, Any] | None
     group_by: tuple[str, ...]
     aggregate: dict[str, Any]
+    skip_when: tuple[dict[str, Any], ...] = ()  # [{"role", "in": [values], "reason"}]: skip, don't fail
 
     @property
     def qualified(self) -> str:
@@ -60,6 +61,8 @@ class SourceObject:
     parts: tuple[Part, ...]
     custom_fields: str | None  # entity that receives unrecognised columns
     match_user: dict[str, Any] | None
+    custom_fields_prefix: str | None = None  # only columns starting with this become custom columns
+    custom_fields_suffix: str | None = None  # …and ending with this (Salesforce custom fields: "__c")
 
     def part(self, name: str) -> Part:
         for part in self.parts:
@@ -158,6 +161,7 @@ def load_playbook(source: str, target: str, edition: str = "enterprise") -> Play
                 user_lookup=p.get("user_lookup"),
                 group_by=tuple(p.get("group_by", ())),
                 aggregate=p.get("aggregate", {}),
+                skip_when=tuple(p.get("skip_when", ())),
             )
             for p in obj["parts"]
             if _in_edition(p, edition)
@@ -172,6 +176,8 @@ def load_playbook(source: str, target: str, edition: str = "enterprise") -> Play
                 parts=parts,
                 custom_fields=obj.get("custom_fields"),
                 match_user=obj.get("match_user"),
+                custom_fields_prefix=obj.get("custom_fields_prefix"),
+                custom_fields_suffix=obj.get("custom_fields_suffix"),
             )
         )
     schema = {

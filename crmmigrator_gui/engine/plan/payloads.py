@@ -10,6 +10,7 @@ A record that cannot be built gets a precise reason instead of a payload.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,6 +27,11 @@ class Skip(Exception):
     """The record cannot be sent yet (e.g. its parent did not load); not a destination failure."""
 
     code = "MISSING_PARENT"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code:
+            self.code = code
 
 
 class BuildError(Exception):
@@ -89,6 +95,7 @@ class PayloadBuilder:
         self._constant_ids: dict[tuple[str, str], str | None] = {}
         self.user_by_worker_name: dict[str, str] = {}
         self.user_by_worker_id: dict[str, str] = {}
+        self._child_index: dict[tuple[str, str, str, str], dict[str, list[str]]] = {}
 
     # ------------------------------------------------------------------ helpers
     def key(self, part: Part, source_id: str) -> str:
@@ -125,6 +132,10 @@ class PayloadBuilder:
         group: list[dict[str, Any]] | None = None,
     ) -> Payload:
         obj = part.obj
+        if group is None:
+            for rule in part.skip_when:
+                if self._matches(obj, {rule["role"]: rule["in"]}, raw):
+                    raise Skip(rule.get("reason", f"{rule['role']} is {raw.get(rule['role'])!r}"), "SOURCE_STATE")
         payload = Payload(key=self.key(part, source_id), body={})
         body = payload.body
         for rule in self.rules.get((obj, part.entity), []):
@@ -135,8 +146,18 @@ class PayloadBuilder:
             self._derive(part, column, spec, source_id, raw, body, payload)
         if group is not None:
             for column, spec in part.aggregate.items():
+                members = [m for m in group if self._matches(obj, spec.get("when"), m)]
+                if "pick" in spec:  # the first non-empty value of a role among the (filtered) members
+                    picked = next((v for v in (self.role_value(obj, spec["pick"], m) for m in members) if v), None)
+                    attr = meta.attributes.get(column)
+                    if picked and attr and attr.max_length and len(picked) > attr.max_length:
+                        raise BuildError("TOO_LONG", f"{column} is {len(picked)} characters; the limit is "
+                                         f"{attr.max_length}")
+                    if picked:
+                        body[column] = picked
+                    continue
                 lines = []
-                for member in group:
+                for member in members:
                     values = {role: self.role_value(obj, role, member) or "" for role in self.playbook.obj(obj).roles}
                     lines.append(spec["line"].format(**values))
                 text = "\n".join(lines)
@@ -157,9 +178,18 @@ class PayloadBuilder:
         if part.owner:
             names = self.role_value(obj, part.owner["by_role"], raw) or ""
             owner = self.fallback_owner
-            for name in [n.strip().lower() for n in names.replace(";", ",").split(",") if n.strip()]:
-                if name in self.user_by_worker_name:
-                    owner = self.user_by_worker_name[name]
+            if part.owner.get("via"):  # the first matched user among child rows (assignments of a job)
+                candidates = self._children(part.owner["via"], names)
+            else:
+                candidates = [n.strip().lower() for n in names.replace(";", ",").split(",") if n.strip()]
+            users = self.user_by_worker_name
+            if part.owner.get("match") == "id":  # candidates are lower-cased; 18-char Salesforce ids stay unique
+                users = {k.lower(): v for k, v in self.user_by_worker_id.items()}
+            elif part.owner.get("match") == "id_or_name":  # a code column that sometimes holds the name instead
+                users = {**self.user_by_worker_name, **{k.lower(): v for k, v in self.user_by_worker_id.items()}}
+            for name in candidates:
+                if name in users:
+                    owner = users[name]
                     break
             payload.binds["ownerid"] = ("ownerid", owner)
         if part.user_lookup:
@@ -232,12 +262,63 @@ class PayloadBuilder:
         values = {role: self.role_value(part.obj, role, raw) or "" for role in obj.roles}
         if spec.get("key"):
             body.setdefault(column, payload.key)
+        elif "from" in spec:
+            text = self._from_parents(part, spec, raw)
+            if text and not body.get(column):
+                attr = self.client.entity(part.entity).attributes.get(column)
+                if attr is not None and attr.type == "DateTime" and attr.date_behavior == "DateOnly":
+                    text = text[:10]  # an ISO date-time from the parent into a date-only column
+                body[column] = text[: attr.max_length] if attr and attr.max_length else text
         elif "template" in spec:
             if not body.get(column):
                 body[column] = " ".join(spec["template"].format(**values).split()).strip(" –-") or source_id
         elif "fallback_concat" in spec and not body.get(column):
             joined = " ".join(values[r] for r in spec["fallback_concat"] if values.get(r)).strip()
             body[column] = joined or spec.get("fallback_text", source_id)
+
+    def _matches(self, obj: str, when: dict[str, list[str]] | None, raw: dict[str, Any]) -> bool:
+        """All conditions hold: the role's value (case-insensitive) is one of the listed values."""
+        for role, allowed in (when or {}).items():
+            value = (self.role_value(obj, role, raw) or "").lower()
+            if value not in {str(a).lower() for a in allowed}:
+                return False
+        return True
+
+    def _from_parents(self, part: Part, spec: dict[str, Any], raw: dict[str, Any]) -> str | None:
+        """A value taken from the staged record(s) this one references (``{"from": {"by_role", "object"},
+        "template": "{name}", "many": false}``); ``many`` reads a comma-separated list of ids."""
+        source = spec["from"]
+        value = self.role_value(part.obj, source["by_role"], raw)
+        if not value:
+            return None
+        ids = [v.strip() for v in value.split(",") if v.strip()] if spec.get("many") else [value]
+        texts = []
+        for ident in ids:
+            parent = self._staged(source["object"]).get(ident)
+            if parent is None:
+                continue
+            names = {role: self.role_value(source["object"], role, parent) or ""
+                     for role in self.playbook.obj(source["object"]).roles}
+            text = " ".join(spec.get("template", "{" + source.get("role", "name") + "}").format(**names).split())
+            text = re.sub(r"(\s*,)+", ",", text.replace(" ,", ",")).strip(" ,–-")  # empty parts leave no ", ,"
+            if text:
+                texts.append(text)
+        return ", ".join(texts) or None
+
+    def _children(self, via: dict[str, Any], key: str) -> list[str]:
+        """Values of ``via.role`` on the staged rows of ``via.object`` whose ``via.key_role`` is ``key``,
+        ordered by ``via.order_by`` (then staging order); the index is built once per load."""
+        index_key = (via["object"], via["key_role"], via["role"], via.get("order_by", ""))
+        if index_key not in self._child_index:
+            rows: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
+            for position, (_sid, child) in enumerate(self._staged(via["object"]).items()):
+                parent = self.role_value(via["object"], via["key_role"], child)
+                value = self.role_value(via["object"], via["role"], child)
+                if parent and value:
+                    order = self.role_value(via["object"], via["order_by"], child) if via.get("order_by") else ""
+                    rows[parent].append((order or "", position, value.lower()))
+            self._child_index[index_key] = {p: [v for _o, _p, v in sorted(items)] for p, items in rows.items()}
+        return self._child_index[index_key].get(key, [])
 
     def _bind_lookup(
         self, part: Part, lookup: dict[str, Any], raw: dict[str, Any], meta: EntityMeta, payload: Payload

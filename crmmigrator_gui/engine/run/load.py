@@ -214,6 +214,9 @@ class _Runner:
             for source_id, raw in rows:
                 user = users.get(emails.get(source_id, ""))
                 name = (self.builder.role_value(obj.name, "name", raw) or "").lower()
+                if not name:  # rosters that split the name (first_name / last_name roles)
+                    parts = (self.builder.role_value(obj.name, r, raw) for r in ("first_name", "last_name"))
+                    name = " ".join(" ".join(p for p in parts if p).split()).lower()
                 if user and not user.get("isdisabled"):
                     self.builder.user_by_worker_id[source_id] = str(user["systemuserid"])
                     if name:
@@ -255,7 +258,7 @@ class _Runner:
             try:
                 payload = self.builder.build(part, source_id, raw, meta, [m[1] for m in members] if members else None)
             except Skip as exc:
-                outcomes[source_id] = Outcome("skipped", code=Skip.code, message=str(exc))
+                outcomes[source_id] = Outcome("skipped", code=exc.code, message=str(exc))
             except BuildError as exc:
                 outcomes[source_id] = Outcome("failed", code=exc.code, message=str(exc))
             else:
@@ -390,14 +393,7 @@ class _Runner:
         for sid, payload in batch.items:
             outcome = outcomes.get(sid)
             if payload.post_state and outcome and outcome.action in ("created", "updated") and outcome.dest_id:
-                ops.append(
-                    BatchOp(
-                        "PATCH",
-                        self.client.path(f"{meta.entity_set}({outcome.dest_id})"),
-                        payload.post_state,
-                        {"If-Match": "*"},
-                    )
-                )
+                ops.append(_state_op(self.client, meta, outcome.dest_id, payload.post_state))
                 owners.append(sid)
         if not ops:
             return
@@ -507,6 +503,22 @@ class _Runner:
             self.cancel.raise_if_cancelled()
 
 
+# States a PATCH may not set: Dataverse wants the named message instead (a resolved case: CloseIncident).
+_STATE_MESSAGES = {("incident", 1): "CloseIncident"}
+
+
+def _state_op(client: DataverseClient, meta: EntityMeta, dest_id: str, state: dict[str, int]) -> BatchOp:
+    """The request that puts a just-written record into its closed state."""
+    message = _STATE_MESSAGES.get((meta.logical, state["statecode"]))
+    if message == "CloseIncident":
+        resolution = {
+            "subject": "Resolved before migration",
+            f"{meta.primary_id}@odata.bind": f"/{meta.entity_set}({dest_id})",
+        }
+        return BatchOp("POST", client.path(message), {"IncidentResolution": resolution, "Status": state["statuscode"]})
+    return BatchOp("PATCH", client.path(f"{meta.entity_set}({dest_id})"), state, {"If-Match": "*"})
+
+
 def _bind_or_null(builder: PayloadBuilder, entity: str, dest: str | None) -> str | None:
     return f"/{builder.entity_set(entity)}({dest})" if dest else None
 
@@ -529,6 +541,13 @@ def _same(ours: Any, theirs: Any) -> bool:
     return bool(ours == theirs)
 
 
+def _near(ours: Any, theirs: Any) -> bool:
+    try:
+        return abs(float(ours) - float(theirs)) < 1e-5
+    except (TypeError, ValueError):
+        return False
+
+
 def _diff(meta: EntityMeta, payload: Payload, row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Columns whose value differs at the destination, and their prior values (for exact rollback)."""
     changes: dict[str, Any] = {}
@@ -547,6 +566,8 @@ def _diff(meta: EntityMeta, payload: Payload, row: dict[str, Any]) -> tuple[dict
         attr = meta.attributes.get(column)
         if attr is not None and not attr.valid_update:
             continue
+        if attr is not None and attr.type == "Double" and _near(value, row.get(column)):
+            continue  # Dataverse keeps at most 5 decimals of a Double: what it rounded is not a change
         if not _same(value, row.get(column)):
             changes[column] = value
             prior[column] = row.get(column)

@@ -40,6 +40,7 @@ class ImportedObject:
     duplicates_skipped: int = 0
     new: int = 0
     changed: int = 0
+    checksums: dict[str, dict[str, str]] = field(default_factory=dict)  # excluded total rows, per file
 
 
 @dataclass
@@ -62,6 +63,7 @@ class ImportResult:
                     "duplicates_skipped": o.duplicates_skipped,
                     "new": o.new,
                     "changed": o.changed,
+                    "checksums": o.checksums,
                 }
                 for o in self.objects
             ],
@@ -87,7 +89,7 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
         else:
             files.append(path)
     if not files:
-        raise InputError("no CSV, TSV or XLSX files found", file=", ".join(str(p) for p in paths))
+        raise InputError("no CSV, TSV, XLSX or JSON files found", file=", ".join(str(p) for p in paths))
     return files
 
 
@@ -199,7 +201,6 @@ def stage_tables(
 ) -> ImportResult:
     """Stage (table, object) pairs as one transaction; files and API extractors both end here."""
     playbook = load_playbook(project.source, project.target, project.edition)
-    warnings = [f"{_where(t)}: {w}" for t, _o in plan for w in t.warnings]
     results: dict[str, ImportedObject] = {}
     with project.step(action, detail):
         batch_id = project.db.conn.execute(
@@ -219,8 +220,15 @@ def stage_tables(
                 previous.changed += imported.changed
             else:
                 results[obj.name] = imported
+        # Readers learn some things only while streaming (CSV grand-total rows, precision loss), so
+        # warnings and checksums are collected after the rows were read.
+        for table, obj in plan:
+            checksums = getattr(table, "checksums", None)
+            if checksums:
+                results[obj.name].checksums[_where(table)] = dict(checksums)
         for obj_name, imported in results.items():
             _store_object(project, obj_name, imported, batch_id)
+    warnings = [f"{_where(t)}: {w}" for t, _o in plan for w in t.warnings]
     return ImportResult(batch_id=batch_id, objects=list(results.values()), warnings=warnings)
 
 
@@ -391,7 +399,13 @@ def _store_object(project: Project, name: str, imported: ImportedObject, batch_i
             imported.id_field,
             count,
             batch_id,
-            json.dumps({"dropped_columns": imported.dropped_columns, "duplicates": imported.duplicates_skipped}),
+            json.dumps(
+                {
+                    "dropped_columns": imported.dropped_columns,
+                    "duplicates": imported.duplicates_skipped,
+                    "checksums": imported.checksums,
+                }
+            ),
         ),
     )
 
