@@ -287,3 +287,24 @@ def test_generated_ui_is_current():
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_api_source_is_extracted_on_the_import_page(wizard, driver, tmp_path):
+    """ServiceTracker arrives over its (embedded, emulated) Salesforce API: Extract, then map and load."""
+    from crmmigrator_gui.engine.demo.servicetracker import prepare_source
+
+    page = wizard.project_page
+    page.choose_new(tmp_path / "st", source="servicetracker")
+    driver.next()
+    project = wizard.state.project
+    assert project.source == "servicetracker"
+    prepare_source(project, records=300, seed=3)
+    driver.next()  # Connect: keep the embedded sandbox
+    importer = wizard.import_page
+    assert importer.extract_button.isVisible()
+    driver.run(importer.extract_button, importer)
+    staged = {r["source_object"]: r["records"] for r in _all_rows(importer.objects_model)}
+    assert len(staged) >= 5
+    assert all(n > 0 for n in staged.values())
+    assert "Extracted" in importer.status.text()
+    assert importer.isComplete()

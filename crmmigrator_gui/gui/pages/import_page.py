@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent
 from crmmigrator_gui.engine.project.store import Project
+from crmmigrator_gui.engine.source.extract import EXTRACTORS, ExtractResult, extract
 from crmmigrator_gui.engine.source.importer import ImportResult, import_paths
 from crmmigrator_gui.gui.models import Column, RecordsModel, StagingPreviewModel
 from crmmigrator_gui.gui.pages.base import BasePage, hint, set_banner
@@ -31,6 +32,10 @@ from crmmigrator_gui.gui.widgets import configure_table
 
 FILE_FILTER = "Export files (*.csv *.tsv *.txt *.xlsx *.xlsm *.json);;All files (*)"
 MAX_COLUMN_WIDTH = 280
+
+
+def _extract_operation(project: Project, progress: ProgressCallback, cancel: CancelToken) -> ExtractResult:
+    return extract(project, progress=progress, cancel=cancel)
 
 
 def _import_operation(
@@ -81,7 +86,14 @@ class ImportPage(BasePage):
         self.status = QLabel("Add files or a folder, then press Import.")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.extract_button = QPushButton("Extract from the API")
+        self.extract_button.setToolTip(
+            "Read every object from the source platform's API (the embedded source emulator unless a source "
+            "connection was set with `crmmigrator connect PROJECT source`). Run it again later for a delta."
+        )
+        self.extract_button.setVisible(False)
         run_row = QHBoxLayout()
+        run_row.addWidget(self.extract_button)
         run_row.addWidget(self.import_button)
         run_row.addWidget(self.progress, 1)
         run_row.addWidget(self.cancel_button)
@@ -137,6 +149,7 @@ class ImportPage(BasePage):
         self.file_list.model().rowsInserted.connect(self._update_buttons)
         self.file_list.model().modelReset.connect(self._update_buttons)
         self.import_button.clicked.connect(self.start_import)
+        self.extract_button.clicked.connect(self.start_extract)
         self.cancel_button.clicked.connect(self.runner.cancel)
         selection = self.objects_view.selectionModel()
         selection.selectionChanged.connect(self._object_selected)
@@ -172,6 +185,7 @@ class ImportPage(BasePage):
     def _update_buttons(self) -> None:
         busy = self.runner.busy
         self.import_button.setEnabled(not busy and self.file_list.count() > 0)
+        self.extract_button.setEnabled(not busy)
         for button in (self.add_files_button, self.add_folder_button, self.clear_button):
             button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
@@ -195,6 +209,38 @@ class ImportPage(BasePage):
             on_failed=self._import_failed,
             on_cancelled=self._import_cancelled,
         )
+
+    def start_extract(self) -> None:
+        if self.runner.busy:
+            return
+        set_banner(self.banner, "")
+        self.preview_model.clear()
+        self.progress.setRange(0, 0)
+        self.status.setText("Extracting from the source API…")
+        self.runner.start(
+            self.state.project_path,
+            _extract_operation,
+            name="extract",  # type: ignore[arg-type]
+            on_progress=self._import_progress,
+            on_finished=self._extract_finished,
+            on_failed=self._import_failed,
+            on_cancelled=self._import_cancelled,
+        )
+
+    @Slot(object)
+    def _extract_finished(self, result: ExtractResult) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        records = sum(o["records"] for o in result.objects)
+        new = sum(o["new"] for o in result.objects)
+        changed = sum(o["changed"] for o in result.objects)
+        deleted = sum(o["deleted"] for o in result.objects)
+        self.status.setText(
+            f"Extracted {records:,} records from {len(result.objects)} object(s) in {result.requests:,} requests: "
+            f"{new:,} new, {changed:,} changed, {deleted:,} deleted at the source."
+        )
+        set_banner(self.banner, "\n".join(result.warnings[:6]), "warning" if result.warnings else "info")
+        self.refresh_objects()
 
     def busy_changed(self, busy: bool) -> None:
         self._update_buttons()
@@ -290,6 +336,7 @@ class ImportPage(BasePage):
 
     # ------------------------------------------------------------------ QWizardPage
     def initializePage(self) -> None:
+        self.extract_button.setVisible(self.project.source in EXTRACTORS)
         self.refresh_objects()
 
     def isComplete(self) -> bool:

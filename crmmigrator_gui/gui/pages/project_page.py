@@ -19,8 +19,8 @@ from crmmigrator_gui.gui.settings import GuiSettings
 
 PROJECT_SUFFIX = ".cmproj"
 
-#: (engine name, label). File-based sources are offered as soon as their playbook ships; API sources
-#: also need the Import page's extraction step, which the wizard does not have yet.
+#: (engine name, label, how it arrives). A source is offered as soon as its playbook ships; API sources
+#: are extracted on the Import page.
 _SOURCE_LABELS = [
     ("octopuspro", "OctopusPro (support export, CSV / Excel)", "files"),
     ("dispatchpro", "Dispatch Pro (ServiceTitan API)", "api"),
@@ -32,8 +32,8 @@ _SOURCE_LABELS = [
 
 def _available_sources() -> list[tuple[str, str, bool]]:
     items = []
-    for name, label, kind in _SOURCE_LABELS:
-        ready = kind == "files" and playbook_path(name, "dynamics365").exists()
+    for name, label, _kind in _SOURCE_LABELS:
+        ready = playbook_path(name, "dynamics365").exists()
         items.append((name, label if ready else f"{label} — coming soon", ready))
     return items
 
