@@ -50,3 +50,12 @@ def test_email_phone_bool_time():
     assert apply({"type": "boolean"}, "Yes") is True
     assert apply({"type": "time"}, "9:05 pm") == "21:05"
     assert apply({"type": "text"}, "  ") is None
+
+
+def test_placeholders_in_typed_columns_mean_no_value():
+    assert apply({"type": "date", "format": "DD/MM/YYYY"}, "N/A") is None
+    assert apply({"type": "email"}, "n/a") is None
+    assert apply({"type": "money"}, "-") is None
+    assert apply({"type": "text"}, "N/A") == "N/A"  # free text keeps what people wrote
+    with pytest.raises(TransformError):
+        apply({"type": "date", "format": "DD/MM/YYYY"}, "TBC")

@@ -83,13 +83,15 @@ def _suggest(value: str, suggest: dict[str, str], custom: bool) -> str | None:
 
 def _store_value_maps(project: Project, playbook: Playbook) -> None:
     for row in project.query(
-        "SELECT source_object, source_field, target_entity, target_field, role FROM field_maps "
+        "SELECT source_object, source_field, target_entity, target_field, role, transform FROM field_maps "
         "WHERE role IS NOT NULL AND target_entity IS NOT NULL"
     ):
         obj = playbook.obj(row["source_object"])
         role = obj.roles.get(row["role"])
         if role is None or role.kind != "enum" or not role.value_map:
             continue
+        if json.loads(row["transform"]).get("type") in ("key", "lookup", "owner"):
+            continue  # the same column may also drive a lookup; only its choice target gets a value map
         custom = row["target_field"].startswith(playbook.key_column.split("_")[0] + "_")
         counts: Counter[str] = Counter()
         for _sid, raw in project.iter_staged(obj.name):

@@ -17,6 +17,9 @@ from typing import Any
 from crmmigrator_gui.engine.source.dates import parse_date, to_utc
 
 
+_PLACEHOLDERS = {"n/a", "na", "none", "null", "-", "--", "nil", "#n/a"}
+
+
 class TransformError(ValueError):
     """A value that cannot be converted; the message is shown to the user with the source id."""
 
@@ -89,6 +92,8 @@ def apply(spec: dict[str, Any], raw: Any) -> Any:
     if not text.strip():
         return None
     kind = spec.get("type", "text")
+    if kind not in ("text", "memo", "longtext", "names") and text.strip().lower() in _PLACEHOLDERS:
+        return None  # "N/A", "none", "-" in a typed column mean "no value", not a bad value
     if kind in ("text", "names", "postcode", "enum", "key", "lookup", "owner", "id", "reference", "url"):
         return " ".join(text.split()) if kind != "postcode" else text.strip()
     if kind in ("memo", "longtext"):
