@@ -16,7 +16,6 @@ from typing import Any
 
 from crmmigrator_gui.engine.source.dates import parse_date, to_utc
 
-
 _PLACEHOLDERS = {"n/a", "na", "none", "null", "-", "--", "nil", "#n/a"}
 
 
