@@ -174,6 +174,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.target.connection import open_destination
 
     project = _open(args.project)
+    if project.target == "salesforce":
+        from crmmigrator_gui.engine.plan import sf_schema as schema  # same manifest/missing/apply calls
     playbook = load_playbook(project.source, project.target, project.edition)
     items = schema.manifest(project, playbook)
     client, sandbox = open_destination(project)

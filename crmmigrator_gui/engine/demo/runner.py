@@ -97,6 +97,16 @@ def run_demo(
 
 
 def _provision_users(project: Project, users: list[tuple[str, str]]) -> None:
+    if project.target == "salesforce":
+        from crmmigrator_gui.sandbox.salesforce.app import SalesforceSandbox
+
+        org = SalesforceSandbox(embedded_sandbox_path(project), audit_fields_permission=True)
+        try:
+            for fullname, email in users:
+                org.add_user(fullname, email)
+        finally:
+            org.close()
+        return
     if project.target != "dynamics365":
         return
     from crmmigrator_gui.sandbox.dataverse.app import DataverseSandbox

@@ -181,6 +181,10 @@ def _propose_object(
         ):
             entity = obj.custom_fields
             field = f"new_cf_{slug(column[len(prefix) : len(column) - len(suffix)] or column)}"
+            if playbook.key_column.endswith("__c"):  # Salesforce: custom fields are Name__c, not new_…
+                from crmmigrator_gui.engine.plan.sf_schema import custom_field_name
+
+                field = custom_field_name(field)
             col_type = _CUSTOM_TYPES.get(profile["inferred_type"], "String")
             samples = json.loads(profile["samples"]) if isinstance(profile["samples"], str) else profile["samples"]
             if col_type == "Integer" and any(str(v).startswith("0") and len(str(v)) > 1 for v in samples):

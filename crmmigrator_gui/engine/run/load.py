@@ -59,6 +59,10 @@ def load(
     actor: str | None = None,
 ) -> RunResult:
     """Run (or resume) the full load. Raises BlockedError while the map is unconfirmed."""
+    if project.target == "salesforce":
+        from crmmigrator_gui.engine.run import load_salesforce
+
+        return load_salesforce.load(project, progress=progress, cancel=cancel, batch_size=batch_size, actor=actor)
     assert_confirmed(project)
     playbook = load_playbook(project.source, project.target, project.edition)
     client, sandbox = open_destination(project)
@@ -126,7 +130,7 @@ class _Runner:
             "SELECT id FROM runs WHERE kind = 'load' AND status IN ('running', 'cancelled', 'interrupted') "
             "ORDER BY id DESC LIMIT 1"
         )
-        target = json.dumps({"url": self.client.org_url})
+        target = json.dumps({"url": self._target_url()})
         with self.project.step("load start", {"resume": bool(row)}, actor=self.actor):
             if row:
                 run_id = int(row[0]["id"])
@@ -142,6 +146,9 @@ class _Runner:
             self.project.scalar("SELECT COALESCE(MAX(seq), 0) FROM crosswalk WHERE run_id = ?", (run_id,)) or 0
         )
         return run_id
+
+    def _target_url(self) -> str:
+        return self.client.org_url
 
     def run(self) -> RunResult:
         self.run_id = self._open_run()

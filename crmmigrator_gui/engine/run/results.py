@@ -29,6 +29,24 @@ _EXPLANATIONS = {
     "MISSING_PARENT": "its parent record was not loaded",
     "BAD_VALUE": "a source value could not be converted",
     "TOO_LONG": "a value is longer than the destination column allows",
+    # Salesforce (reference §8.3)
+    "REQUIRED_FIELD_MISSING": "a field Salesforce requires is empty",
+    "STRING_TOO_LONG": "a value is longer than the Salesforce field allows",
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": "the value is not one of the restricted picklist's values; map it",
+    "DUPLICATE_VALUE": "another Salesforce record already holds this unique value",
+    "DUPLICATES_DETECTED": "a Salesforce duplicate rule blocked the record",
+    "INVALID_CROSS_REFERENCE_KEY": "a record it points to does not exist in Salesforce (or is not accessible)",
+    "FIELD_INTEGRITY_EXCEPTION": "Salesforce rejected a combination of values or a reference of the wrong type",
+    "FIELD_CUSTOM_VALIDATION_EXCEPTION": "a Salesforce validation rule rejected the record",
+    "INVALID_FIELD": "Salesforce does not know a field or parent external id being written",
+    "INVALID_FIELD_FOR_INSERT_UPDATE": "a field is not writable for the integration user",
+    "MALFORMED_ID": "an id value has the wrong format or object type",
+    "ENTITY_IS_DELETED": "the record or its parent was deleted in Salesforce",
+    "INACTIVE_OWNER_OR_USER": "the owner is an inactive Salesforce user",
+    "INSUFFICIENT_ACCESS_OR_READONLY": "the integration user lacks access to this record",
+    "STANDARD_PRICE_NOT_DEFINED": "the product has no standard price yet",
+    "NOT_PROCESSED": "Salesforce did not process the record (the Bulk job stopped first); run load again",
+    "BULK_JOB_FAILED": "the Bulk API job failed before processing the record; run load again",
 }
 
 

@@ -49,6 +49,12 @@ def rollback(
     cancel: CancelToken | None = None,
     actor: str | None = None,
 ) -> list[RunResult]:
+    if project.target == "salesforce":
+        from crmmigrator_gui.engine.run import load_salesforce
+
+        return load_salesforce.rollback(
+            project, run_id=run_id, all_runs=all_runs, progress=progress, cancel=cancel, actor=actor
+        )
     cancel = cancel or CancelToken()
     who = actor or current_actor()
     client, sandbox = open_destination(project)

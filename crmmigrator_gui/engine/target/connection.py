@@ -179,9 +179,14 @@ def _token_provider(project: Project, conn: ConnectionSettings) -> Any:
 
 
 def open_destination(project: Project) -> tuple[DataverseClient, Any]:
-    """A Dataverse client for the project's target, and the embedded sandbox object (or None)."""
+    """A Dataverse client for the project's target, and the embedded sandbox object (or None).
+
+    For a ``salesforce`` target the client is a :class:`SalesforceClient` (see :func:`open_salesforce`).
+    """
+    if project.target == "salesforce":
+        return open_salesforce(project)  # type: ignore[return-value]
     if project.target != "dynamics365":
-        raise MigratorError("the Salesforce destination arrives in a later release")
+        raise MigratorError(f"unknown destination {project.target!r}")
     conn = settings(project)
     if conn.kind == "embedded":
         from crmmigrator_gui.sandbox.dataverse.app import DataverseSandbox
@@ -192,6 +197,75 @@ def open_destination(project: Project) -> tuple[DataverseClient, Any]:
     return DataverseClient(conn.url or "", _token_provider(project, conn)), None
 
 
+class _SalesforceToken:
+    """OAuth client-credentials token for a Salesforce My Domain, cached; refreshed after a 401."""
+
+    def __init__(self, url: str, client_id: str, secret: str, token_url: str | None = None) -> None:
+        self.token_url = token_url or f"{url.rstrip('/')}/services/oauth2/token"
+        self.client_id = client_id
+        self.secret = secret
+        self.token: str | None = None
+
+    def invalidate(self) -> None:
+        self.token = None
+
+    def __call__(self) -> str:
+        if self.token is None:
+            form = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.secret}
+            response = httpx.post(self.token_url, data=form, timeout=60)
+            body = response.json() if response.content else {}
+            if response.status_code >= 400 or "access_token" not in body:
+                raise MigratorError(f"Salesforce sign-in failed: {body.get('error_description') or body.get('error')}")
+            self.token = str(body["access_token"])
+        return self.token
+
+
+class _RefreshOn401(httpx.BaseTransport):
+    """Marks the cached token stale when Salesforce answers 401, so the client's retry gets a fresh one."""
+
+    def __init__(self, inner: httpx.BaseTransport, provider: _SalesforceToken) -> None:
+        self.inner = inner
+        self.provider = provider
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if response.status_code == 401:
+            self.provider.invalidate()
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def open_salesforce(project: Project) -> tuple[Any, Any]:
+    """A SalesforceClient for the project's target, and the embedded Salesforce sandbox (or None).
+
+    Embedded: the sandbox file next to the project, with "Set Audit Fields upon Record Creation" granted
+    to the integration user, in-process over HTTP. Remote: ``client-credentials`` against
+    ``<url>/services/oauth2/token`` (or ``--token-url``), or ``static-token``.
+    """
+    from crmmigrator_gui.engine.target.salesforce import SalesforceClient
+
+    conn = settings(project)
+    if conn.kind == "embedded":
+        from crmmigrator_gui.sandbox.salesforce.app import SalesforceSandbox
+
+        sandbox = SalesforceSandbox(embedded_sandbox_path(project), audit_fields_permission=True, faults=conn.faults)
+        token = sandbox.issue_token()
+        client = SalesforceClient(EMBEDDED_URL, lambda: token, transport=SandboxTransport(app=sandbox))
+        return client, sandbox
+    url = conn.url or ""
+    if conn.auth == "static-token":
+        secret = load_secret(project, "target", conn.client_id)
+        return SalesforceClient(url, lambda: secret), None
+    if conn.auth == "client-credentials":
+        provider = _SalesforceToken(
+            url, conn.client_id or "", load_secret(project, "target", conn.client_id), conn.token_url
+        )
+        return SalesforceClient(url, provider, transport=_RefreshOn401(httpx.HTTPTransport(), provider)), None
+    raise MigratorError(f"--auth {conn.auth} is not available for Salesforce yet; use client-credentials")
+
+
 def is_sandbox(project: Project) -> bool:
     return settings(project).auth == "sandbox"
 
@@ -200,12 +274,16 @@ def test_connection(project: Project) -> dict[str, Any]:
     """WhoAmI against the destination; returns what the user needs to see."""
     client, sandbox = open_destination(project)
     try:
-        who = client.whoami()
+        if project.target == "salesforce":
+            info = client.user_info()  # type: ignore[attr-defined]
+            who = {"UserId": info.get("user_id"), "OrganizationId": info.get("organization_id")}
+        else:
+            who = client.whoami()
         return {
             "ok": True,
             "user_id": who.get("UserId"),
             "organization_id": who.get("OrganizationId"),
-            "url": client.org_url,
+            "url": getattr(client, "org_url", None) or getattr(client, "instance_url", ""),
             "requests": client.requests,
         }
     finally:

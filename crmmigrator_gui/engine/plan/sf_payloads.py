@@ -1,0 +1,491 @@
+"""Build Salesforce records from staged rows, the confirmed map and describe metadata.
+
+The Salesforce counterpart of :class:`~crmmigrator_gui.engine.plan.payloads.PayloadBuilder`, and a
+subclass of it: field rules, value maps, role columns, staged-row caches, ``skip_when``, ``template`` /
+``fallback_concat`` / ``from`` derivations, grouped parts and owner candidates work the same way. What
+differs is the destination's vocabulary:
+
+- values are converted by describe type (``date`` → ``YYYY-MM-DD``, ``datetime`` → ISO with ``Z``,
+  money as ``Decimal``), text is checked against describe ``length``;
+- picklists take *values* (not integers): the value map's label, or the source value itself, matched
+  against describe's active values; a value outside a *restricted* picklist fails only that record with
+  ``INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST`` instead of being sent;
+- lookups become parent references by external id (``{"Account": {"Source_System_ID__c": key}}``, with
+  ``attributes.type`` on polymorphic lookups), relationship names read from describe; the parent's
+  destination id (crosswalk) is kept alongside for diffing and rollback;
+- ``CreatedDate`` (a playbook target, or ``derived``) is an insert-only audit field: sent on insert when
+  "Set Audit Fields upon Record Creation" is on, else kept in the part's ``audit_fallback`` field with a
+  run warning;
+- extra derivations: ``{"from_role", "map", "default"}`` (a picklist value chosen from a role's value, e.g.
+  Opportunity.StageName from the booking status) and ``{"parent_value": {"object", "by_role", "role"}}``
+  (a typed value of the referenced staged record, e.g. a task's date from its booking); part options
+  ``skip_when_empty`` and ``constant_lookups`` ``{"column", "sobject", "where"}`` (the standard price book).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from crmmigrator_gui.engine.mapping import transforms
+from crmmigrator_gui.engine.mapping.playbook import Part, Playbook, destination_key
+from crmmigrator_gui.engine.plan.payloads import BuildError, FieldRule, PayloadBuilder, Skip
+from crmmigrator_gui.engine.plan.sf_schema import custom_field_name
+from crmmigrator_gui.engine.project.store import Project
+from crmmigrator_gui.engine.target.salesforce import SalesforceClient
+from crmmigrator_gui.engine.target.sf_types import FieldMeta, SObjectMeta
+
+AUDIT_FIELD = "CreatedDate"
+DEFAULT_AUDIT_FALLBACK = "Source_Created_Date__c"
+TEXT_TYPES = {"string", "textarea", "email", "phone", "url", "encryptedstring", "combobox", "picklist", "multipicklist"}
+NUMBER_TYPES = {"currency", "double", "percent"}
+PICKLIST_TYPES = {"picklist", "multipicklist", "combobox"}
+
+__all__ = ["BuildError", "Ref", "SfPayload", "SfPayloadBuilder", "Skip", "diff"]
+
+
+@dataclass
+class Ref:
+    """A lookup written as a parent reference by external id; ``dest_id`` is the parent's Salesforce id."""
+
+    field: str  # AccountId, Job__c, WhatId
+    relationship: str  # Account, Job__r, What
+    parent_type: str | None  # set on polymorphic lookups (attributes.type)
+    parent_key: str
+    dest_id: str | None
+
+    def wire(self, key_column: str) -> dict[str, Any]:
+        ref: dict[str, Any] = {key_column: self.parent_key}
+        if self.parent_type:
+            ref = {"attributes": {"type": self.parent_type}, **ref}
+        return ref
+
+
+@dataclass
+class SfPayload:
+    key: str
+    body: dict[str, Any]  # field API name -> JSON-ready value (ids for OwnerId and user lookups)
+    refs: dict[str, Ref] = field(default_factory=dict)
+    insert_only: dict[str, Any] = field(default_factory=dict)  # audit fields: sent on insert only
+    warnings: list[str] = field(default_factory=list)
+
+    def record(self, key_column: str, *, insert: bool) -> dict[str, Any]:
+        """The record as sent: scalars, parent references by external id, the key (and audit fields on insert)."""
+        out = {k: v for k, v in self.body.items() if v is not None or not insert}
+        for ref in self.refs.values():
+            out[ref.relationship] = ref.wire(key_column)
+        if insert:
+            out.update(self.insert_only)
+        out[key_column] = self.key
+        return out
+
+    def query_fields(self) -> list[str]:
+        return sorted(set(self.body) | {r.field for r in self.refs.values()})
+
+
+class SfPayloadBuilder(PayloadBuilder):
+    def __init__(
+        self,
+        project: Project,
+        playbook: Playbook,
+        client: SalesforceClient,
+        xref: dict[tuple[str, str], str],
+        fallback_owner: str,
+    ) -> None:
+        super().__init__(project, playbook, client, xref, fallback_owner)  # type: ignore[arg-type]
+        self.sf = client
+        self.transform_of: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in project.query(
+            "SELECT source_object, source_field, transform FROM field_maps WHERE status = 'confirmed' ORDER BY id"
+        ):
+            spec = json.loads(row["transform"])
+            if spec.get("type") not in ("key", "lookup", "owner"):
+                self.transform_of.setdefault((row["source_object"], row["source_field"]), spec)
+        self._specs = {(o["name"], p["part"]): p for o in playbook.raw.get("objects", []) for p in o.get("parts", [])}
+        self._audit: dict[str, bool] = {}
+        self._sf_constants: dict[tuple[str, str], str | None] = {}
+        self.run_warnings: list[str] = []
+
+    # ------------------------------------------------------------------ helpers
+    def spec(self, part: Part) -> dict[str, Any]:
+        return self._specs.get((part.obj, part.name), {})
+
+    def audit_on(self, sobject: str) -> bool:
+        if sobject not in self._audit:
+            self._audit[sobject] = self.sf.audit_fields_enabled(sobject)
+        return self._audit[sobject]
+
+    def _warn(self, text: str) -> None:
+        if text not in self.run_warnings:
+            self.run_warnings.append(text)
+
+    def _sf_constant(self, sobject: str, where: str) -> str | None:
+        if (sobject, where) not in self._sf_constants:
+            rows = list(self.sf.query(f"SELECT Id FROM {sobject} WHERE {where} LIMIT 1"))
+            self._sf_constants[(sobject, where)] = str(rows[0]["Id"]) if rows else None
+        return self._sf_constants[(sobject, where)]
+
+    def entity_set(self, logical: str) -> str:  # Dataverse-only notion; Salesforce names objects directly
+        return logical
+
+    # ------------------------------------------------------------------ build
+    def build(  # type: ignore[override]
+        self,
+        part: Part,
+        source_id: str,
+        raw: dict[str, Any],
+        meta: SObjectMeta,
+        group: list[dict[str, Any]] | None = None,
+    ) -> SfPayload:
+        obj = part.obj
+        spec = self.spec(part)
+        if group is None:
+            for rule in part.skip_when:
+                if self._matches(obj, {rule["role"]: rule["in"]}, raw):
+                    raise Skip(rule.get("reason", f"{rule['role']} is {raw.get(rule['role'])!r}"), "SOURCE_STATE")
+        for rule in spec.get("skip_when_empty", ()):
+            if not self.role_value(obj, rule["role"], raw):
+                raise Skip(rule.get("reason", f"no {rule['role'].replace('_', ' ')}"), "SOURCE_STATE")
+        payload = SfPayload(key=self.key(part, source_id), body={})
+        for rule in self.rules.get((obj, part.entity), []):
+            self._sf_rule(part, rule, raw, meta, payload)
+        for column, value in part.constants.items():
+            payload.body.setdefault(column, value)
+        for column, dspec in part.derived.items():
+            self._sf_derive(part, column, dspec, source_id, raw, meta, payload)
+        if group is not None:
+            self._aggregate(part, group, meta, payload)
+        for lookup in part.lookups:
+            self._sf_lookup(part, lookup, raw, meta, payload)
+        for const in part.constant_lookups:
+            dest = self._sf_constant(const["sobject"], const["where"])
+            if dest is None:
+                raise BuildError("MISSING_REFERENCE", f"no {const['sobject']} matches {const['where']} in Salesforce")
+            payload.body[const["column"]] = dest
+        if part.owner:
+            payload.body["OwnerId"] = self._owner(part, raw)
+        if part.user_lookup:
+            user = self.user_by_worker_id.get(source_id)
+            if user:
+                payload.body[part.user_lookup["column"]] = user
+        return payload
+
+    def _owner(self, part: Part, raw: dict[str, Any]) -> str:
+        """The first matched user among the record's field workers (same rules as the Dataverse builder)."""
+        assert part.owner is not None
+        names = self.role_value(part.obj, part.owner["by_role"], raw) or ""
+        if part.owner.get("via"):
+            candidates = self._children(part.owner["via"], names)
+        else:
+            candidates = [n.strip().lower() for n in names.replace(";", ",").split(",") if n.strip()]
+        users = self.user_by_worker_name
+        if part.owner.get("match") == "id":
+            users = {k.lower(): v for k, v in self.user_by_worker_id.items()}
+        elif part.owner.get("match") == "id_or_name":
+            users = {**self.user_by_worker_name, **{k.lower(): v for k, v in self.user_by_worker_id.items()}}
+        for name in candidates:
+            if name in users:
+                return users[name]
+        return self.fallback_owner
+
+    def _aggregate(self, part: Part, group: list[dict[str, Any]], meta: SObjectMeta, payload: SfPayload) -> None:
+        obj = part.obj
+        for column, spec in part.aggregate.items():
+            members = [m for m in group if self._matches(obj, spec.get("when"), m)]
+            f = meta.field(column)
+            limit = f.length if f and f.length else 0
+            if "pick" in spec:
+                picked = next((v for v in (self.role_value(obj, spec["pick"], m) for m in members) if v), None)
+                if picked and limit and len(picked) > limit:
+                    raise BuildError("STRING_TOO_LONG", f"{column} is {len(picked)} characters; the limit is {limit}")
+                if picked:
+                    payload.body[column] = picked
+                continue
+            lines = []
+            for member in members:
+                values = {role: self.role_value(obj, role, member) or "" for role in self.playbook.obj(obj).roles}
+                lines.append(spec["line"].format(**values))
+            text = "\n".join(lines)
+            if limit and len(text) > limit:
+                raise BuildError("STRING_TOO_LONG", f"{column} is {len(text)} characters; the limit is {limit}")
+            payload.body[column] = text
+
+    def _sf_rule(self, part: Part, rule: FieldRule, raw: dict[str, Any], meta: SObjectMeta, payload: SfPayload) -> None:
+        try:
+            value = transforms.apply(rule.transform, raw.get(rule.source_field))
+        except transforms.TransformError as exc:
+            raise BuildError("BAD_VALUE", f"column {rule.source_field!r}: {exc}") from exc
+        if value is None:
+            return
+        target = custom_field_name(rule.target_field)
+        f = meta.field(target)
+        if f is not None and f.type in PICKLIST_TYPES:
+            mapping = self.value_maps.get((part.obj, rule.source_field, part.entity, rule.target_field), {})
+            label = mapping.get(str(value))
+            if label is None and mapping:
+                payload.warnings.append(f"{rule.source_field}={value!r} has no mapped value; sent as is")
+            value = label or value
+        self.put(part, meta, payload, target, value, f"column {rule.source_field!r}")
+
+    def put(self, part: Part, meta: SObjectMeta, payload: SfPayload, name: str, value: Any, what: str) -> None:
+        """Convert ``value`` for ``name`` by describe type and place it (audit fields: insert-only or fallback)."""
+        if name == AUDIT_FIELD:
+            if self.audit_on(part.entity):
+                payload.insert_only[name] = _datetime_text(value)
+                return
+            fallback = self.spec(part).get("audit_fallback", {}).get(AUDIT_FIELD, DEFAULT_AUDIT_FALLBACK)
+            if not fallback:
+                return
+            self._warn(
+                f"Set Audit Fields upon Record Creation is off: original created dates kept in "
+                f"{part.entity}.{fallback} instead"
+            )
+            name = fallback
+        f = meta.field(name)
+        if f is None:
+            raise BuildError(
+                "MISSING_COLUMN",
+                f"{part.entity}.{name} does not exist in Salesforce (or the integration user cannot see it); "
+                "run `crmmigrator schema PROJECT apply`",
+            )
+        payload.body[f.name] = convert(part.entity, f, value, what)
+
+    def _sf_derive(
+        self,
+        part: Part,
+        column: str,
+        spec: dict[str, Any],
+        source_id: str,
+        raw: dict[str, Any],
+        meta: SObjectMeta,
+        payload: SfPayload,
+    ) -> None:
+        body = payload.body
+        f = meta.field(column)
+        limit = f.length if f is not None and f.type in TEXT_TYPES and f.length else 0
+        if spec.get("key"):
+            body.setdefault(column, payload.key)
+        elif "from_role" in spec:
+            value = self.role_value(part.obj, spec["from_role"], raw) or ""
+            mapping = {str(k).lower(): v for k, v in spec.get("map", {}).items()}
+            chosen = mapping.get(value.lower(), spec.get("default"))
+            if chosen and not body.get(column):
+                self.put(part, meta, payload, column, chosen, f"{spec['from_role']} {value!r}")
+        elif "parent_value" in spec:
+            if column == AUDIT_FIELD and payload.insert_only.get(column):
+                return
+            if column != AUDIT_FIELD and body.get(column) is not None:
+                return
+            value = self._parent_value(part, spec["parent_value"], raw)
+            if value is not None:
+                self.put(part, meta, payload, column, value, f"{spec['parent_value']['object']} value")
+        elif "from" in spec:
+            text = self._from_parents(part, spec, raw)
+            if text and not body.get(column):
+                if f is not None and f.type == "date":
+                    text = text[:10]
+                body[column] = text[:limit] if limit else text
+        elif "template" in spec:
+            if not body.get(column):
+                obj = self.playbook.obj(part.obj)
+                values = {role: self.role_value(part.obj, role, raw) or "" for role in obj.roles}
+                text = " ".join(spec["template"].format(**values).split()).strip(" –-") or source_id
+                body[column] = text[:limit] if limit else text
+        elif "fallback_concat" in spec and not body.get(column):
+            obj = self.playbook.obj(part.obj)
+            values = {role: self.role_value(part.obj, role, raw) or "" for role in obj.roles}
+            joined = " ".join(values[r] for r in spec["fallback_concat"] if values.get(r)).strip()
+            text = joined or spec.get("fallback_text", source_id)
+            body[column] = text[:limit] if limit else text
+
+    def _parent_value(self, part: Part, spec: dict[str, Any], raw: dict[str, Any]) -> Any:
+        """A typed value of the staged record this one references (its column's confirmed transform)."""
+        ident = self.role_value(part.obj, spec["by_role"], raw)
+        parent = self._staged(spec["object"]).get(ident) if ident else None
+        column = self.role_columns.get(spec["object"], {}).get(spec["role"])
+        if parent is None or column is None:
+            return None
+        transform = self.transform_of.get((spec["object"], column), {"type": "text"})
+        try:
+            return transforms.apply(transform, parent.get(column))
+        except transforms.TransformError:
+            return None  # the parent itself reports the bad value
+
+    def _sf_lookup(
+        self, part: Part, lookup: dict[str, Any], raw: dict[str, Any], meta: SObjectMeta, payload: SfPayload
+    ) -> None:
+        value = self.role_value(part.obj, lookup["by_role"], raw)
+        through = lookup.get("through")
+        if value and through:
+            parent = self._staged(through["object"]).get(value)
+            value = self.role_value(through["object"], through["role"], parent) if parent else None
+        if not value:
+            if lookup.get("optional"):
+                return
+            raise Skip(f"no {lookup['by_role'].replace('_', ' ')} value for the {lookup['column']} lookup")
+        target_part = self.playbook.part(lookup["to"])
+        key = destination_key(self.playbook, target_part.obj, value, target_part.name)
+        dest = self.xref.get((target_part.entity, key))
+        if dest is None:
+            if lookup.get("optional"):
+                return
+            raise Skip(f"parent {target_part.obj} {value!r} is not loaded (lookup {lookup['column']})")
+        f = meta.field(lookup["column"])
+        if f is None or not f.relationship_name:
+            raise BuildError(
+                "MISSING_COLUMN",
+                f"{part.entity}.{lookup['column']} is not a lookup the integration user can see; "
+                "run `crmmigrator schema PROJECT apply`",
+            )
+        parent_type = target_part.entity if len(f.reference_to) > 1 else None
+        payload.refs[f.name] = Ref(f.name, f.relationship_name, parent_type, key, dest)
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+def _datetime_text(value: Any) -> str:
+    if isinstance(value, str):
+        value = _parse_iso(value) or value
+    if isinstance(value, (date, datetime)):
+        return str(transforms.to_json_value(value, "DateTime"))
+    return str(value)
+
+
+def _parse_iso(text: str) -> datetime | date | None:
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _picklist(entity: str, f: FieldMeta, value: str, what: str) -> str:
+    if f.type == "multipicklist":
+        return ";".join(
+            _picklist(
+                entity,
+                FieldMeta(
+                    f.name,
+                    f.label,
+                    "picklist",
+                    picklist_values=f.picklist_values,
+                    restricted_picklist=f.restricted_picklist,
+                ),
+                v.strip(),
+                what,
+            )
+            for v in value.split(";")
+            if v.strip()
+        )
+    wanted = value.strip().rstrip(".").lower()
+    for option in f.picklist_values:
+        if option.rstrip(".").lower() == wanted:
+            return option
+    if f.restricted_picklist:
+        allowed = ", ".join(f.picklist_values[:12])
+        raise BuildError(
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            f"{what}: {value!r} is not a value of the restricted picklist {entity}.{f.name} ({allowed}); "
+            "map it to one of these values in the value map and load again",
+        )
+    return value
+
+
+def convert(entity: str, f: FieldMeta, value: Any, what: str) -> Any:
+    """A Python value as JSON for a Salesforce field of describe type ``f.type``."""
+    if value is None:
+        return None
+    kind = f.type
+    try:
+        if kind in NUMBER_TYPES:
+            return value if isinstance(value, Decimal) else transforms.parse_money(str(value))
+        if kind in ("int", "long"):
+            return int(Decimal(str(value)))
+        if kind == "boolean":
+            return value if isinstance(value, bool) else transforms.parse_bool(str(value))
+        if kind == "date":
+            if isinstance(value, str):
+                value = _parse_iso(value) or value
+            return transforms.to_json_value(value, "DateOnly") if isinstance(value, (date, datetime)) else value
+        if kind == "datetime":
+            return _datetime_text(value)
+    except (transforms.TransformError, InvalidOperation, ValueError) as exc:
+        raise BuildError("BAD_VALUE", f"{what}: {exc}") from exc
+    if kind in ("reference", "id"):
+        return str(value)
+    text = transforms.to_json_value(value)
+    text = text if isinstance(text, str) else str(text)
+    if kind in PICKLIST_TYPES:
+        text = _picklist(entity, f, text, what)
+    if f.length and len(text) > f.length:
+        raise BuildError("STRING_TOO_LONG", f"{what} is {len(text)} characters; {entity}.{f.name} holds {f.length}")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------- diff
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str) or len(value) < 19 or value[4:5] != "-":
+        return None
+    text = value.replace("Z", "+00:00")
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+        text = text[:-2] + ":" + text[-2:]  # +0000 -> +00:00
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def same(ours: Any, theirs: Any) -> bool:
+    if ours is None or ours == "":
+        return theirs is None or theirs == ""
+    if theirs is None:
+        return False
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        return bool(ours) == bool(theirs) and isinstance(ours, bool) == isinstance(theirs, bool)
+    if isinstance(ours, (int, float, Decimal)) and isinstance(theirs, (int, float, Decimal)):
+        return Decimal(str(ours)) == Decimal(str(theirs))
+    a, b = _instant(ours), _instant(theirs)
+    if a is not None and b is not None:
+        return a == b
+    return str(ours) == str(theirs)
+
+
+def wire_prior(value: Any) -> Any:
+    """A value read from Salesforce as it can be written back (``…+0000`` date-times as ``…Z``)."""
+    instant = _instant(value)
+    return transforms.to_json_value(instant.astimezone(UTC)) if instant is not None else value
+
+
+def diff(
+    meta: SObjectMeta, payload: SfPayload, row: dict[str, Any], key_column: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(changes as a record to upsert, prior values by field for exact rollback); empty when nothing differs."""
+    current = {k.lower(): v for k, v in row.items()}
+    changes: dict[str, Any] = {}
+    prior: dict[str, Any] = {}
+    for name, value in payload.body.items():
+        f = meta.field(name)
+        if f is not None and not f.updateable:
+            continue
+        theirs = current.get(name.lower())
+        if not same(value, theirs):
+            changes[name] = value
+            prior[name] = wire_prior(theirs)
+    for ref in payload.refs.values():
+        f = meta.field(ref.field)
+        if f is not None and not f.updateable:
+            continue
+        theirs = current.get(ref.field.lower())
+        if (theirs or None) != ref.dest_id:
+            changes[ref.relationship] = ref.wire(key_column)
+            prior[ref.field] = theirs
+    return changes, prior
