@@ -18,7 +18,9 @@ differs is the destination's vocabulary:
   run warning;
 - extra derivations: ``{"from_role", "map", "default"}`` (a picklist value chosen from a role's value, e.g.
   Opportunity.StageName from the booking status) and ``{"parent_value": {"object", "by_role", "role"}}``
-  (a typed value of the referenced staged record, e.g. a task's date from its booking); part options
+  (a typed value of the referenced staged record, e.g. a task's date from its booking); a ``from``
+  derivation may add ``fallback_template`` (same parent, used when ``template`` comes out empty) and
+  ``fallback_text`` (when both are empty, e.g. a required Contact.LastName); part options
   ``skip_when_empty`` and ``constant_lookups`` ``{"column", "sobject", "where"}`` (the standard price book).
 """
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from crmmigrator_gui.engine.mapping import transforms
 from crmmigrator_gui.engine.mapping.playbook import Part, Playbook, destination_key
@@ -251,6 +254,9 @@ class SfPayloadBuilder(PayloadBuilder):
                 f"{part.entity}.{name} does not exist in Salesforce (or the integration user cannot see it); "
                 "run `crmmigrator schema PROJECT apply`",
             )
+        if f.type == "date" and isinstance(value, datetime) and value.tzinfo is not None:
+            # a source date-time into a date field: the calendar day where it happened, not in UTC
+            value = value.astimezone(ZoneInfo(self.playbook.default_timezone)).date()
         payload.body[f.name] = convert(part.entity, f, value, what)
 
     def _sf_derive(
@@ -284,6 +290,9 @@ class SfPayloadBuilder(PayloadBuilder):
                 self.put(part, meta, payload, column, value, f"{spec['parent_value']['object']} value")
         elif "from" in spec:
             text = self._from_parents(part, spec, raw)
+            if not text and spec.get("fallback_template"):  # e.g. a nameless customer: its street
+                text = self._from_parents(part, {**spec, "template": spec["fallback_template"]}, raw)
+            text = text or spec.get("fallback_text")
             if text and not body.get(column):
                 if f is not None and f.type == "date":
                     text = text[:10]

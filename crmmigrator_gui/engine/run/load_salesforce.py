@@ -14,6 +14,9 @@ record counting (:func:`~.results.summarize`), resume and cancel are shared. Per
    Salesforce's errorCode with a plain-language explanation;
 4. commit. Audit fields (``CreatedDate``) go only with inserts.
 
+After all parts, playbook ``links`` (lookups that may point forward within the load, e.g. a branch
+Account's ``ParentId``) are set by Id in a second pass and journaled as ``linked``.
+
 Rollback restores the prior values of updated rows (``update_collection``) and deletes created rows in
 reverse creation order (children first: Collections, or Bulk ``delete`` for big sets); a record that is
 already gone (``ENTITY_IS_DELETED`` / ``NOT_FOUND``) counts as done; each chunk is committed, so an
@@ -269,8 +272,61 @@ class _SfRunner(_Runner):
         return self.sf.upsert_collection(part.entity, self.playbook.key_column, records)
 
     def _link(self, part: Part, link: dict[str, Any]) -> None:
-        """Salesforce playbooks reference parents by external id in one pass; forward links are not used."""
-        self.warnings.append(f"{part.qualified}: link {link.get('column')} is not supported for Salesforce; skipped")
+        """Second pass for lookups between records of the same load that may point forward (a branch
+        Account's ``ParentId`` → its head office listed later): set by Id once both exist, only where the
+        current value differs, journaled as ``linked`` with the prior value (rollback restores it)."""
+        target = self.playbook.part(link["to"])
+        column = link["column"]
+        wanted: dict[str, tuple[str, str, str]] = {}
+        for sid, raw in self.project.iter_staged(part.obj):
+            value = self.builder.role_value(part.obj, link["by_role"], raw)
+            key = self.builder.key(part, sid)
+            here = self.xref.get((part.entity, key))
+            there = self.xref.get((target.entity, self.builder.key(target, value))) if value else None
+            if here and there and here != there:
+                wanted[key] = (sid, here, there)
+        keys = list(wanted)
+        for start in range(0, len(keys), ROLLBACK_BATCH):
+            chunk = keys[start : start + ROLLBACK_BATCH]
+            existing = self.sf.find_by_external_ids(part.entity, self.playbook.key_column, chunk, [column])
+            todo = []
+            for key in chunk:
+                sid, here, there = wanted[key]
+                current = (existing.get(key) or {}).get(column) or None
+                if current is None or current[:15] != there[:15]:
+                    todo.append((key, sid, here, there, current))
+            if not todo:
+                continue
+            results = self.sf.update_collection(
+                [{"Id": here, column: there} for _k, _s, here, there, _c in todo], sobject=part.entity
+            )
+            with self.project.transaction():
+                for (key, sid, here, there, current), result in zip(todo, results, strict=True):
+                    if not result.ok:
+                        self.warnings.append(f"{part.qualified} {sid}: {column} not set ({result.message})")
+                    self.seq += 1
+                    self.project.db.conn.execute(
+                        "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, "
+                        "dest_id, action, prior, written, error_code, error_message, at) VALUES "
+                        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            self.run_id,
+                            self.seq,
+                            part.obj,
+                            f"{part.name}:link",
+                            sid,
+                            part.entity,
+                            key,
+                            here,
+                            "linked" if result.ok else "link_failed",
+                            json.dumps({column: current}),
+                            json.dumps({column: there}),
+                            None if result.ok else (result.codes[0] if result.codes else "UNKNOWN_EXCEPTION"),
+                            None if result.ok else result.message,
+                            now_iso(),
+                        ),
+                    )
+            self.cancel.raise_if_cancelled()
 
 
 def _failed(result: RecordResult) -> Outcome:
@@ -333,10 +389,10 @@ def _rollback_run(
         project.db.conn.execute("UPDATE runs SET status = 'rolling_back' WHERE id = ?", (run_id,))
     rows = project.query(
         "SELECT id, target_entity, key, dest_id, action, prior FROM crosswalk WHERE run_id = ? AND rolled_back_at "
-        "IS NULL AND action IN ('updated', 'created', 'pending') ORDER BY seq DESC",
+        "IS NULL AND action IN ('updated', 'linked', 'created', 'pending') ORDER BY seq DESC",
         (run_id,),
     )
-    updates = [r for r in rows if r["action"] == "updated"]
+    updates = [r for r in rows if r["action"] in ("updated", "linked")]  # linked: restore the prior lookup
     creates = [r for r in rows if r["action"] in ("created", "pending")]
     total, done = len(rows), 0
     problems: list[str] = []

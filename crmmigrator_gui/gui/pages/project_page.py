@@ -41,7 +41,7 @@ def _available_sources() -> list[tuple[str, str, bool]]:
 SOURCES = _available_sources()
 TARGETS = [
     ("dynamics365", "Dynamics 365 Sales", True),
-    ("salesforce", "Salesforce Sales Cloud — coming soon", False),
+    ("salesforce", "Salesforce Sales Cloud", True),
 ]
 EDITIONS = [
     ("enterprise", "Enterprise", True),
@@ -212,6 +212,12 @@ class ProjectPage(BasePage):
             if self.creating:
                 if self.state.project is not None and self.state.project_path == path:
                     return True  # came back to this page: the project already exists
+                source, target = self.ui.sourceCombo.currentData(), self.ui.targetCombo.currentData()
+                if not playbook_path(source, target).exists():
+                    raise MigratorError(
+                        f"{self.ui.sourceCombo.currentText()} → {self.ui.targetCombo.currentText()} has no "
+                        "playbook in this release yet; choose another destination"
+                    )
                 self.state.create(
                     path,
                     source=self.ui.sourceCombo.currentData(),
