@@ -211,6 +211,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
             sandbox.close()
 
 
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from crmmigrator_gui.engine.plan.preflight import preflight
+
+    project = _open(args.project)
+    result = preflight(project)
+    lines = [f"{f['severity']:<9}{f['code']:<22}{f['object'] or '':<16}{f['message']}" for f in result["findings"]]
+    _emit(args, result, "\n".join(lines) or "no findings")
+    return 3 if result["blocking"] else 0
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.run.load import load
 

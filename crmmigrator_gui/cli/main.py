@@ -100,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     m = ssub.add_parser("apply", parents=[common])
     m.add_argument("--json", action="store_true")
 
+    s = sub.add_parser("preflight", parents=[common], help="find what would block or degrade a load")
+    s.add_argument("project")
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("load", parents=[common], help="load (or resume loading) into the destination")
     s.add_argument("project")
     s.add_argument("--batch-size", type=int, default=500)

@@ -26,6 +26,10 @@ from crmmigrator_gui.engine.source.profile import profile_columns
 from crmmigrator_gui.engine.source.readers import SUPPORTED_SUFFIXES, SourceTable, open_tables
 
 NAME_THRESHOLD = 0.86
+
+
+class EmptyTableError(InputError):
+    """A sheet or file with a header and no rows: an error alone, a warning among other tables."""
 CHUNK = 2000
 
 
@@ -208,8 +212,15 @@ def stage_tables(
             (now_iso(), json.dumps(detail.get("files", [])), action),
         ).lastrowid
         assert batch_id is not None
+        empty: list[str] = []
         for table, obj in plan:
-            imported = _import_table(project, playbook, obj, table, batch_id, progress, cancel)
+            try:
+                imported = _import_table(project, playbook, obj, table, batch_id, progress, cancel)
+            except EmptyTableError as exc:
+                if len(plan) == 1:
+                    raise
+                empty.append(f"{exc} (skipped)")  # an empty sheet in a multi-sheet export is normal
+                continue
             previous = results.get(obj.name)
             if previous:
                 previous.records += imported.records
@@ -220,6 +231,8 @@ def stage_tables(
                 previous.changed += imported.changed
             else:
                 results[obj.name] = imported
+        if not results:
+            raise InputError("every sheet and file is empty", file=", ".join(_where(t) for t, _o in plan))
         # Readers learn some things only while streaming (CSV grand-total rows, precision loss), so
         # warnings and checksums are collected after the rows were read.
         for table, obj in plan:
@@ -228,7 +241,7 @@ def stage_tables(
                 results[obj.name].checksums[_where(table)] = dict(checksums)
         for obj_name, imported in results.items():
             _store_object(project, obj_name, imported, batch_id)
-    warnings = [f"{_where(t)}: {w}" for t, _o in plan for w in t.warnings]
+    warnings = [f"{_where(t)}: {w}" for t, _o in plan for w in t.warnings] + empty
     return ImportResult(batch_id=batch_id, objects=list(results.values()), warnings=warnings)
 
 
@@ -320,7 +333,7 @@ def _import_table(
         pass
     records = stats["records"]
     if records == 0:
-        raise InputError("no data rows under the header", file=where, row=table.header_row or None)
+        raise EmptyTableError("no data rows under the header", file=where, row=table.header_row or None)
     conn.execute("DELETE FROM profiles WHERE object = ?", (obj.name,))
     conn.executemany(
         "INSERT OR REPLACE INTO profiles VALUES (?,?,?,?,?,?,?,?,?,?)",
