@@ -23,9 +23,10 @@ from crmmigrator_gui.sandbox.salesforce.app import SalesforceSandbox
 pytestmark = pytest.mark.slow
 
 OBJECTS = {"technicians", "job_types", "customers", "locations", "customer_contacts", "jobs", "appointments",
-           "job_history", "job_attachments", "estimates", "estimate_items"}  # fmt: skip
+           "job_history", "job_attachments", "estimates", "estimate_items", "invoices", "invoice_items",
+           "payments"}  # fmt: skip
 SOBJECTS = ("Skill__c", "Product2", "Account", "Contact", "Case", "Event", "Task", "Opportunity", "Quote",
-            "Line_Item__c")  # fmt: skip
+            "Line_Item__c", "Invoice__c", "Invoice_Line__c", "Payment__c")  # fmt: skip
 
 
 @contextmanager
@@ -58,7 +59,10 @@ def test_playbook_targets_salesforce_objects():
     assert entities["technicians.skill"] == "Skill__c"
     assert playbook.obj("technicians").match_user == {"role": "email", "column": "Email"}
     rebuilt = {r["row"] for r in playbook.seed_rows if r.get("rebuild")}
-    assert rebuilt == {"Invoice / Payment Record", "Dispatch Pro Playbook / Workflow", "Report / Dashboard"}
+    assert rebuilt == {"Dispatch Pro Playbook / Workflow", "Report / Dashboard"}
+    assert entities["invoices.invoice"] == "Invoice__c"
+    assert entities["invoice_items.line"] == "Invoice_Line__c"
+    assert entities["payments.payment"] == "Payment__c"
 
 
 def test_demo_accounts_for_every_record_reloads_nothing_and_rolls_back(cli, tmp_path):
@@ -115,6 +119,18 @@ def test_demo_accounts_for_every_record_reloads_nothing_and_rolls_back(cli, tmp_
         lines = list(client.query("SELECT Quote__c FROM Line_Item__c"))
         assert len(lines) == objects["estimate_items"]["created"]
         assert all(li["Quote__c"] for li in lines)
+        invoices = list(client.query("SELECT Case__c, Account__c, Total__c, Payment_Status__c FROM Invoice__c"))
+        assert len(invoices) == objects["invoices"]["created"]
+        assert all(i["Case__c"] and i["Account__c"] for i in invoices)
+        assert {i["Payment_Status__c"] for i in invoices} <= {"Unpaid", "Partially Paid", "Paid"}
+        inv_lines = list(client.query("SELECT Invoice__c FROM Invoice_Line__c"))
+        assert len(inv_lines) == objects["invoice_items"]["created"]
+        assert all(li["Invoice__c"] for li in inv_lines)
+        payments = list(client.query("SELECT Invoice__c, Account__c, Amount__c FROM Payment__c"))
+        assert len(payments) == objects["payments"]["created"]
+        assert all(p["Invoice__c"] and p["Account__c"] for p in payments)
+        valued = [c for c in client.query("SELECT Invoice_Total__c FROM Case") if c["Invoice_Total__c"]]
+        assert len(valued) == len({i["Case__c"] for i in invoices})
 
     again = cli("load", project, "--json")
     assert again.code == 0, again.stderr

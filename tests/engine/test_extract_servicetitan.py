@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 
@@ -16,7 +17,13 @@ from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.source.extract import extract
 from crmmigrator_gui.engine.source.extract import servicetitan as st
 from crmmigrator_gui.engine.source.extract.st_client import SourceError, STClient
-from crmmigrator_gui.engine.source.extract.st_rows import Deduper, flatten, survivor
+from crmmigrator_gui.engine.source.extract.st_rows import (
+    Deduper,
+    flatten,
+    payment_applications,
+    payment_status,
+    survivor,
+)
 from crmmigrator_gui.engine.target import connection
 from crmmigrator_gui.sandbox.server import start_background
 from crmmigrator_gui.sandbox.servicetitan.app import ServiceTitanSandbox
@@ -90,6 +97,78 @@ def test_full_extraction_reads_every_row_once(tmp_path, served):
     project.close()
 
 
+def test_invoices_items_and_payments_are_extracted_and_linked(tmp_path, served):
+    sb, base = served
+    project = _project(tmp_path, sb, base)
+    result = extract(project)
+    counts = _records(result)
+    for entity in ("invoices", "invoice-items", "payments"):
+        assert counts[entity] == sb.counts[entity] > 0, entity
+    invoices = dict(project.iter_staged("invoices"))
+    items = dict(project.iter_staged("invoice_items"))
+    payments = dict(project.iter_staged("payments"))
+    assert len(invoices) == sb.counts["invoices"]
+    assert len(items) == sb.counts["invoice-items"]
+    assert len(payments) == sb.counts["payments"]  # the emulator applies each payment to one invoice
+    assert all(i["invoiceId"] in invoices for i in items.values())
+    for sid, pay in payments.items():
+        assert pay["derived.paymentApplicationId"] == sid == pay["id"]
+        assert pay["appliedTo.invoiceId"] in invoices
+        assert "appliedTo" not in pay  # flattened, not JSON
+    some = next(iter(invoices.values()))
+    assert "items" not in some  # the lines are staged from export/invoice-items
+    assert "." in (some["total"] or "")  # money stays an exact string
+    assert {i["derived.paymentStatus"] for i in invoices.values()} <= {"Paid", "PartiallyPaid", "Unpaid"}
+    # Each job carries the total of its invoices (the opportunity's value).
+    jobs = dict(project.iter_staged("jobs"))
+    by_job: dict[str, Decimal] = {}
+    for inv in invoices.values():
+        by_job[inv["job.id"]] = by_job.get(inv["job.id"], Decimal(0)) + Decimal(inv["total"])
+    for jid, job in jobs.items():
+        expected = by_job.get(jid)
+        assert (Decimal(job["derived.invoiceTotal"]) if job.get("derived.invoiceTotal") else None) == expected, jid
+    checkpoint = project.meta(st.CHECKPOINT_KEY)["objects"]
+    assert all(checkpoint[o]["token"] for o in ("invoices", "invoice_items", "payments"))
+    project.close()
+
+
+def test_a_changed_invoice_is_picked_up_by_the_next_extraction(tmp_path, served):
+    sb, base = served
+    project = _project(tmp_path, sb, base)
+    extract(project)
+    report = sb.mutate(10)
+    changed = [str(i) for i in report["updated"].get("invoices", [])]
+    assert changed, "the mutation updates invoices"
+    second = extract(project)
+    got = {o["source_object"]: o for o in second.objects}["invoices"]
+    assert got["records"] >= len(changed)
+    assert got["changed"] == len(changed)
+    assert got["records"] < sb.counts["invoices"]  # a delta from the checkpoint, not a full re-read
+    staged = dict(project.iter_staged("invoices"))
+    for sid in changed:
+        assert staged[sid]["balance"] == "0.00"
+        assert staged[sid]["derived.paymentStatus"] == "Paid"
+    project.close()
+
+
+def test_payment_applications_and_status():
+    one = {"id": 7, "customer": {"id": 3, "name": "A"}, "total": "10.00",
+           "appliedTo": [{"appliedTo": 40, "appliedAmount": "10.00", "appliedOn": "2024-01-01T00:00:00Z"}]}
+    ((sid, row),) = payment_applications(one)
+    assert (sid, row["appliedTo.invoiceId"], row["customerId"]) == ("7", 40, 3)
+    split = {**one, "appliedTo": [{"appliedTo": 40, "appliedAmount": "4.00"},
+                                  {"appliedTo": 41, "appliedAmount": "6.00"}]}
+    rows = payment_applications(split)
+    assert [s for s, _r in rows] == ["7-40", "7-41"]  # one row per application, composite ids
+    assert [r["appliedTo.amount"] for _s, r in rows] == ["4.00", "6.00"]
+    assert all(r["appliedTo.count"] == 2 for _s, r in rows)
+    ((sid, row),) = payment_applications({**one, "appliedTo": []})  # unapplied: still staged, no invoice
+    assert (sid, row["appliedTo.invoiceId"]) == ("7", None)
+    assert payment_status({"total": "10.00", "balance": "0.00"}) == "Paid"
+    assert payment_status({"total": "10.00", "balance": "4.00"}) == "PartiallyPaid"
+    assert payment_status({"total": "10.00", "balance": "10.00"}) == "Unpaid"
+
+
 def test_merged_customers_point_at_the_survivor(tmp_path, served):
     sb, base = served
     project = _project(tmp_path, sb, base)
@@ -100,7 +179,7 @@ def test_merged_customers_point_at_the_survivor(tmp_path, served):
     staged_customers = {sid for sid, _raw in project.iter_staged("customers")}
     for loser in merges:
         assert loser not in staged_customers
-    for obj in ("jobs", "locations", "customer_contacts", "estimates"):
+    for obj in ("jobs", "locations", "customer_contacts", "estimates", "invoices", "payments"):
         for _sid, raw in project.iter_staged(obj):
             assert str(raw["customerId"]) not in merges, (obj, raw["customerId"])
             if raw.get("customerIdBeforeMerge"):

@@ -22,10 +22,37 @@ differs is the destination's vocabulary:
   derivation may add ``fallback_template`` (same parent, used when ``template`` comes out empty) and
   ``fallback_text`` (when both are empty, e.g. a required Contact.LastName); part options
   ``skip_when_empty`` and ``constant_lookups`` ``{"column", "sobject", "where"}`` (the standard price book).
+
+File parts (Salesforce Files, reference §6.1). A part with a ``file`` spec and ``"entity": "ContentVersion"``
+uploads one file per source record instead of upserting a record::
+
+    {"part": "attachment", "entity": "ContentVersion",
+     "file": {"body_role": "body", "filename_role": "filename", "title_role": "title",
+              "parent_column": "FirstPublishLocationId", "max_bytes": 2147483648},
+     "lookups": [{"column": "FirstPublishLocationId", "to": "Work_Order__c.case", "by_role": "parent"}],
+     "skip_when": [...]}
+
+- ``body_role``: the staged file body as base64 text (the extractors stage downloads that way); a record
+  without a body (a link-only version, a body that was not downloaded) is skipped with the reason;
+- ``filename_role`` → ``PathOnClient`` (falls back to the title, then the source id); ``title_role`` →
+  ``Title`` (falls back to the file name without its extension);
+- the parent is an ordinary playbook lookup (so load order puts the file after its parent) whose column is
+  ``parent_column`` (default ``FirstPublishLocationId``); it resolves through the xref to the parent's
+  Salesforce id like any other lookup, and Salesforce links the new ContentDocument to that record;
+- ``max_bytes`` (optional) lowers :data:`FILE_MAX_BYTES`, the REST limit for a ContentVersion (2 GB through
+  multipart, reference §6.1 / §9): a larger file fails alone with ``FILE_TOO_LARGE`` and is never sent;
+- mapped fields of the part (e.g. ``Description``) and ``constants`` are written on the new version together
+  with the ``Source_System_ID__c`` key right after the upload (the upload call carries only the file).
+
+:meth:`SfPayloadBuilder.build_file` returns a :class:`FilePayload`; the runner
+(:mod:`crmmigrator_gui.engine.run.load_salesforce`) uploads it with ``upload_file`` one file at a time.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -46,8 +73,10 @@ DEFAULT_AUDIT_FALLBACK = "Source_Created_Date__c"
 TEXT_TYPES = {"string", "textarea", "email", "phone", "url", "encryptedstring", "combobox", "picklist", "multipicklist"}
 NUMBER_TYPES = {"currency", "double", "percent"}
 PICKLIST_TYPES = {"picklist", "multipicklist", "combobox"}
+FILE_MAX_BYTES = 2 * 1024 * 1024 * 1024  # ContentVersion through REST multipart (reference §6.1, §9)
+FILE_TOO_LARGE = "FILE_TOO_LARGE"
 
-__all__ = ["BuildError", "Ref", "SfPayload", "SfPayloadBuilder", "Skip", "diff"]
+__all__ = ["FILE_MAX_BYTES", "BuildError", "FilePayload", "Ref", "SfPayload", "SfPayloadBuilder", "Skip", "diff"]
 
 
 @dataclass
@@ -87,6 +116,30 @@ class SfPayload:
 
     def query_fields(self) -> list[str]:
         return sorted(set(self.body) | {r.field for r in self.refs.values()})
+
+
+@dataclass
+class FilePayload(SfPayload):
+    """One Salesforce File to upload: the bytes, their names and the record to publish them on."""
+
+    title: str = ""
+    filename: str = ""
+    data: bytes = b""
+    parent_id: str = ""  # FirstPublishLocationId: the parent's Salesforce id (from the xref)
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.md5(self.data).hexdigest()  # ContentVersion.Checksum is the MD5 of the body
+
+    def identity(self) -> dict[str, Any]:
+        """What tells this upload apart without its key (crash recovery before the key was written)."""
+        return {
+            "Title": self.title,
+            "PathOnClient": self.filename,
+            "FirstPublishLocationId": self.parent_id,
+            "ContentSize": len(self.data),
+            "Checksum": self.checksum,
+        }
 
 
 class SfPayloadBuilder(PayloadBuilder):
@@ -133,6 +186,55 @@ class SfPayloadBuilder(PayloadBuilder):
 
     def entity_set(self, logical: str) -> str:  # Dataverse-only notion; Salesforce names objects directly
         return logical
+
+    # ------------------------------------------------------------------ files
+    def file_spec(self, part: Part) -> dict[str, Any] | None:
+        """The part's ``file`` spec (see the module docstring), or None for a record part."""
+        spec = self.spec(part).get("file")
+        return dict(spec) if isinstance(spec, dict) else None
+
+    def build_file(self, part: Part, source_id: str, raw: dict[str, Any], meta: SObjectMeta) -> FilePayload:
+        """A file part's upload: skip rules, mapped fields and the parent lookup as for records, then the body.
+
+        Raises Skip (deleted at the source, parent not loaded, no body) or BuildError (``BAD_VALUE`` for a
+        body that is not base64, ``FILE_TOO_LARGE`` above the limit — the file is not sent).
+        """
+        spec = self.file_spec(part) or {}
+        parent_column = spec.get("parent_column", "FirstPublishLocationId")
+        record = self.build(part, source_id, raw, meta)
+        ref = record.refs.pop(parent_column, None)
+        if ref is None or not ref.dest_id:
+            raise Skip(f"no parent record for the file ({parent_column})")
+        obj = part.obj
+        title = self.role_value(obj, spec.get("title_role", "title"), raw) or ""
+        filename = self.role_value(obj, spec.get("filename_role", "filename"), raw) or title or source_id
+        filename = filename.replace("\\", "/").rsplit("/", 1)[-1] or source_id
+        title = title or (filename.rsplit(".", 1)[0] if "." in filename else filename)
+        text = self.role_value(obj, spec.get("body_role", "body"), raw)
+        if not text:
+            raise Skip(f"the file {filename!r} has no body in the extract (a link, or not downloaded)", "SOURCE_STATE")
+        limit = min(int(spec.get("max_bytes") or FILE_MAX_BYTES), FILE_MAX_BYTES)
+        # the decoded size, estimated before decoding a huge body (line breaks would count: hence the margin)
+        size = (len(text) - text[-2:].count("=")) * 3 // 4
+        if size > limit + limit // 10:
+            raise BuildError(FILE_TOO_LARGE, _too_large(filename, size, limit, about=True))
+        try:
+            data = base64.b64decode(text, validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise BuildError("BAD_VALUE", f"the body of {filename!r} is not base64: {exc}") from exc
+        if len(data) > limit:
+            raise BuildError(FILE_TOO_LARGE, _too_large(filename, len(data), limit))
+        for name in ("Title", "PathOnClient", "VersionData", "FirstPublishLocationId", "ContentDocumentId"):
+            record.body.pop(name, None)  # set by the upload itself
+        return FilePayload(
+            key=record.key,
+            body=record.body,
+            warnings=record.warnings,
+            title=title[:255],
+            filename=filename,
+            data=data,
+            parent_id=ref.dest_id,
+        )
 
     # ------------------------------------------------------------------ build
     def build(  # type: ignore[override]
@@ -354,6 +456,18 @@ class SfPayloadBuilder(PayloadBuilder):
 
 
 # ---------------------------------------------------------------------------------------------- values
+
+
+def _too_large(filename: str, size: int, limit: int, *, about: bool = False) -> str:
+    return (
+        f"the file {filename!r} is {'about ' if about else ''}{_mb(size)}; "
+        f"Salesforce accepts files up to {_mb(limit)} through the REST API "
+        "(ContentVersion, reference §6.1), so it was not sent — move it by hand or split it"
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):,.1f} MB" if size >= 1024 * 1024 else f"{size:,} bytes"
 
 
 def _datetime_text(value: Any) -> str:

@@ -19,6 +19,9 @@ appointment_assignments  dispatch ``export/appointment-assignments``       conti
 job_history              jpm ``export/job-history``                        continuation token
 estimates                sales ``estimates/export``                        continuation token
 estimate_items           sales ``estimates/items`` (list)                  ``modifiedOnOrAfter``
+invoices                 accounting ``export/invoices``                    continuation token
+invoice_items            accounting ``export/invoice-items``               continuation token
+payments                 accounting ``export/payments``                    continuation token
 job_attachments          forms ``jobs/{id}/attachments`` + download        the jobs of this extraction
 =======================  ================================================  ===============================
 
@@ -46,6 +49,20 @@ source, §1.2) or were merged away; ``merged`` merged-away rows; ``duplicates`` 
 staging if an earlier extraction staged it); every ``customerId`` / ``locationId`` that points at it, in this
 delivery and among rows already staged, is re-pointed at the survivor (end of the chain), keeping the
 original in ``customerIdBeforeMerge`` / ``locationIdBeforeMerge``. Merges are listed in the warnings.
+
+**Accounting** (§1.4 shapes; money arrives as strings and stays exact): an invoice's nested ``items[]`` are
+not kept on the invoice row (the same lines arrive, with their own ``active`` and ``modifiedOn``, from
+``export/invoice-items``); the invoice's ``customer.id`` becomes ``customerId`` (so merges re-point it like
+every other row; payments likewise) and ``derived.paymentStatus`` (``Paid`` when the balance is zero or less,
+``PartiallyPaid`` when it is below the total, else ``Unpaid``). Each job gets ``derived.invoiceTotal``, the sum
+of the totals of its live invoices (staged and delivered), so the opportunity's value can be filled; a delta
+whose invoices change a job's total re-stages that job (counted under ``repointed``, not ``changed``).
+Payments are flattened on ``appliedTo[]``: one staged row per application with ``appliedTo.invoiceId``,
+``appliedTo.amount``, ``appliedTo.appliedOn`` and ``appliedTo.appliedId``. The staged id
+(``derived.paymentApplicationId``) is the payment id when the payment applies to at most one invoice, and
+``<payment id>-<invoice id>`` for each application of a payment split over several invoices; rows staged for
+an earlier shape of the same payment leave staging (counted as deleted). ``records`` counts payments, so it
+matches the API.
 
 **Attachments**: the bytes are downloaded (following a redirect to a pre-signed blob URL without our
 credentials) and staged base64-encoded in the extra column ``content.base64``, so the load can write them as
@@ -75,7 +92,11 @@ from crmmigrator_gui.engine.source.extract.st_rows import (
     ZoneIndex,
     flatten,
     iso,
+    money,
     parse_moment,
+    payment_applications,
+    shape_invoice,
+    shape_payment,
     survivor,
 )
 from crmmigrator_gui.engine.source.importer import RecordTable, stage_tables
@@ -111,6 +132,9 @@ SOURCES: tuple[Source, ...] = (
     Source("job_history", "job-history", "jpm", export="export/job-history"),
     Source("estimates", "estimates", "sales", export="estimates/export"),
     Source("estimate_items", "estimate-items", "sales", listing="estimates/items"),
+    Source("invoices", "invoices", "accounting", export="export/invoices"),
+    Source("invoice_items", "invoice-items", "accounting", export="export/invoice-items"),
+    Source("payments", "payments", "accounting", export="export/payments"),
 )
 ATTACHMENTS = Source("job_attachments", "job-attachments", "forms")
 OBJECTS = (*(s.name for s in SOURCES), ATTACHMENTS.name)
@@ -118,7 +142,8 @@ ENTITY_OF = {s.name: s.entity for s in (*SOURCES, ATTACHMENTS)}
 
 #: merged entity -> (reference field, objects whose rows carry it)
 MERGE_REFS = {
-    "customers": ("customerId", ("locations", "customer_contacts", "jobs", "appointments", "estimates")),
+    "customers": ("customerId", ("locations", "customer_contacts", "jobs", "appointments", "estimates", "invoices",
+                                 "payments")),
     "locations": ("locationId", ("jobs", "estimates")),
 }
 
@@ -337,6 +362,10 @@ def extract(project: Project, *, since: str | None = None, progress: ProgressCal
             cancel.raise_if_cancelled()
         run.fetch_attachments(run.delivered["jobs"])
         run.derive_zones(run.delivered["locations"])
+        for row in run.delivered["invoices"].rows.values():
+            shape_invoice(row)
+        for row in run.delivered["payments"].rows.values():
+            shape_payment(row)
         return _stage(project, playbook, run, since)
     except httpx.HTTPError as exc:
         raise SourceError(f"ServiceTitan call failed ({type(exc).__name__}: {exc})") from exc
@@ -360,17 +389,29 @@ def _stage(project: Project, playbook: Any, run: _Run, since: str | None) -> Ext
             for sid, raw in project.iter_staged(obj):
                 if str(raw.get(field) or "") in ids and sid not in run.delivered[obj].rows:
                     carried[obj][sid] = raw
+    stale = _stale_applications(project, run.delivered["payments"])
+    if stale:
+        losers["payments"] = set(losers.get("payments", set())) | stale
+    totals, touched_jobs = _invoice_totals(project, run)
     for name in OBJECTS:
         delivered = run.delivered[name]
         flat: dict[str, dict[str, str | None]] = {}
         for rid, row in delivered.rows.items():
-            if rid in losers.get(name, set()):
+            if name in MERGE_REFS and rid in losers.get(name, set()):
                 continue
             run.repoint(name, row)
-            flat[rid] = flatten(row)
+            if name == "payments":  # one staged row per application (appliedTo[])
+                for sid, application in payment_applications(row):
+                    flat[sid] = flatten(application)
+            else:
+                flat[rid] = flatten(row)
         for sid, raw in carried.get(name, {}).items():
+            if sid in flat:
+                continue
             flat[sid] = _repoint_staged(run, name, raw)
             repointed_ids[name].add(sid)
+        if name == "jobs":
+            _apply_invoice_totals(project, run, flat, totals, touched_jobs, repointed_ids["jobs"])
         columns = list(run.new_state[name]["columns"])
         known = set(columns)
         for values in flat.values():
@@ -430,6 +471,64 @@ def _repoint_staged(run: _Run, obj: str, raw: dict[str, Any]) -> dict[str, Any]:
             out[f"{field}BeforeMerge"] = out.get(f"{field}BeforeMerge") or str(out[field])
             out[field] = end
     return out
+
+
+def _stale_applications(project: Project, payments: Deduper) -> set[str]:
+    """Staged payment rows whose payment now stages under other ids (its appliedTo[] changed shape)."""
+    stale: set[str] = set()
+    if not payments.rows:
+        return stale
+    wanted = {sid for row in payments.rows.values() for sid, _row in payment_applications(row)}
+    for pid in payments.rows:
+        for (sid,) in project.db.conn.execute(
+            "SELECT source_id FROM staging WHERE object = 'payments' AND (source_id = ? OR source_id LIKE ?)",
+            (pid, f"{pid}-%"),
+        ):
+            if sid not in wanted:
+                stale.add(sid)
+    return stale
+
+
+def _invoice_totals(project: Project, run: _Run) -> tuple[dict[str, str], set[str]]:
+    """Sum of the live invoices' totals per job id (delivered rows win over staged ones), and the jobs whose
+    invoices this extraction delivered (their total may have changed even if the job did not)."""
+    delivered = run.delivered["invoices"].rows
+    if not delivered and not run.delivered["jobs"].rows:
+        return {}, set()
+    invoices: dict[str, tuple[str | None, bool, Any]] = {}
+    touched: set[str] = set()
+    for sid, raw in project.iter_staged("invoices"):
+        invoices[sid] = (raw.get("job.id"), raw.get("active") != "false", raw.get("total"))
+        if sid in delivered and raw.get("job.id"):
+            touched.add(str(raw["job.id"]))  # the job it belonged to before
+    for rid, row in delivered.items():
+        job = (row.get("job") or {}).get("id")
+        invoices[rid] = (None if job is None else str(job), row.get("active", True) is not False, row.get("total"))
+        if job is not None:
+            touched.add(str(job))
+    sums: dict[str, Any] = {}
+    for job, live, total in invoices.values():
+        amount = money(total)
+        if job and live and amount is not None:
+            sums[str(job)] = sums.get(str(job), 0) + amount
+    return {job: format(amount, "f") for job, amount in sums.items()}, touched
+
+
+def _apply_invoice_totals(project: Project, run: _Run, flat: dict[str, dict[str, str | None]],
+                          totals: dict[str, str], touched: set[str], repointed: set[str]) -> None:
+    """``derived.invoiceTotal`` on every job staged now, and on staged jobs whose invoices changed it."""
+    for sid, values in flat.items():
+        values["derived.invoiceTotal"] = totals.get(sid)
+    for jid in sorted(touched - set(flat)):
+        row = project.db.conn.execute("SELECT raw FROM staging WHERE object = 'jobs' AND source_id = ?",
+                                      (jid,)).fetchone()
+        if row is None:
+            continue
+        raw = json.loads(row[0])
+        if raw.get("derived.invoiceTotal") == totals.get(jid):
+            continue
+        flat[jid] = {**_repoint_staged(run, "jobs", raw), "derived.invoiceTotal": totals.get(jid)}
+        repointed.add(jid)
 
 
 def _present(values: dict[str, Any]) -> dict[str, Any]:

@@ -140,3 +140,86 @@ class ZoneIndex:
             return self.by_zip[code]
         city = str(address.get("city") or "").strip().lower()
         return self.by_city.get(city) if city else None
+
+
+# ---------------------------------------------------------------------------------------------- accounting
+
+PAID, PARTIAL, UNPAID = "Paid", "PartiallyPaid", "Unpaid"
+APPLICATION_ID = "derived.paymentApplicationId"
+
+
+def money(value: Any) -> Decimal | None:
+    """An accounting amount (sent as a string, §1.4) as an exact Decimal; None when empty or unreadable."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        return Decimal(str(value).strip())
+    except ArithmeticError:
+        return None
+
+
+def payment_status(invoice: dict[str, Any]) -> str | None:
+    """``Paid`` / ``PartiallyPaid`` / ``Unpaid`` from an invoice's ``balance`` against its ``total``."""
+    balance, total = money(invoice.get("balance")), money(invoice.get("total"))
+    if balance is None:
+        return None
+    if balance <= 0:
+        return PAID
+    if total is not None and balance < total:
+        return PARTIAL
+    return UNPAID
+
+
+def shape_invoice(row: dict[str, Any]) -> dict[str, Any]:
+    """Drop the nested items (staged from export/invoice-items), move ``customer.id``, add the payment status."""
+    row.pop("items", None)
+    _customer_id(row)
+    row["derived.paymentStatus"] = payment_status(row)
+    return row
+
+
+def shape_payment(row: dict[str, Any]) -> dict[str, Any]:
+    """Move ``customer.id`` to ``customerId`` (merges re-point it) before the row is expanded."""
+    _customer_id(row)
+    return row
+
+
+def _customer_id(row: dict[str, Any]) -> None:
+    """Move ``customer.id`` to a top-level ``customerId`` (the column merges re-point; a second copy in
+    ``customer.id`` would keep the merged-away id and could be picked instead)."""
+    customer = row.get("customer")
+    if isinstance(customer, dict) and "id" in customer:
+        customer = dict(customer)
+        row["customerId"] = customer.pop("id")
+        row["customer"] = customer
+    else:
+        row.setdefault("customerId", None)
+
+
+def payment_applications(row: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """One ``(staged id, row)`` per ``appliedTo[]`` entry (one row with empty fields when nothing is applied).
+
+    The staged id is the payment id unless the payment is split over several invoices; then each application
+    is ``<payment id>-<invoice id>`` (``#n`` is added if the same invoice appears twice).
+    """
+    pid = str(row.get("id"))
+    base = {k: v for k, v in row.items() if k != "appliedTo"}
+    if "customerId" not in base:
+        _customer_id(base)
+    applied = [a for a in (row.get("appliedTo") or []) if isinstance(a, dict)]
+    base["appliedTo.count"] = len(applied)
+    if not applied:
+        return [(pid, {**base, APPLICATION_ID: pid, "appliedTo.invoiceId": None, "appliedTo.amount": None,
+                       "appliedTo.appliedOn": None, "appliedTo.appliedId": None})]
+    out: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for n, app in enumerate(applied, 1):
+        invoice = app.get("appliedTo")
+        sid = pid if len(applied) == 1 else f"{pid}-{invoice}"
+        if sid in seen:
+            sid = f"{sid}#{n}"
+        seen.add(sid)
+        out.append((sid, {**base, APPLICATION_ID: sid, "appliedTo.invoiceId": invoice,
+                          "appliedTo.amount": app.get("appliedAmount"), "appliedTo.appliedOn": app.get("appliedOn"),
+                          "appliedTo.appliedBy": app.get("appliedBy"), "appliedTo.appliedId": app.get("appliedId")}))
+    return out
