@@ -209,16 +209,14 @@ def test_unseen_mixed_dates_match_the_standard_export(
     mixed = records(unseen[1]["invoices_and_payments.xlsx [Invoices]"])
     assert len(mixed) == len(canonical)
     for row in mixed:
-        assert parse_date(str(row["Invoice date"]), "DD/MM/YYYY") == parse_date(
-            str(canonical[row["Invoice #"]])
-        )
+        assert parse_date(str(row["Invoice date"]), "DD/MM/YYYY") == parse_date(str(canonical[row["Invoice #"]]))
 
 
 def test_small_exports_and_bad_arguments(tmp_path: Path) -> None:
     small = generate_export(tmp_path / "small", records=60, seed=1)
     assert all(count >= 1 for key, count in small.counts.items() if key != "form_responses")
     with pytest.raises(ValueError, match="variant"):
-        generate_export(tmp_path, variant="dirty")
+        generate_export(tmp_path, variant="bogus")
     with pytest.raises(ValueError, match="records"):
         generate_export(tmp_path, records=0)
 
@@ -238,3 +236,37 @@ def test_checked_in_samples_are_small_and_current(tmp_path: Path, variant: str) 
     fresh = generate_export(tmp_path, records=300, seed=7, variant=variant)
     assert sorted(p.name for p in fresh.files) == [p.name for p in files]
     assert read_all(files) == read_all(fresh.files), "samples are stale: regenerate them"
+
+
+def test_clean_is_the_standard_export(tmp_path: Path) -> None:
+    standard = generate_export(tmp_path / "s", records=300, seed=2)
+    clean = generate_export(tmp_path / "c", records=300, seed=2, variant="clean")
+    assert [p.name for p in clean.files] == [p.name for p in standard.files]
+    assert read_all(clean.files) == read_all(standard.files)
+    assert clean.counts == standard.counts
+    assert clean.manifest is None
+    assert clean.defects == []
+
+
+def test_above_the_workbook_limit_every_sheet_is_a_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large exports stream one CSV per would-be sheet, with the workbook's content (LARGE lowered to test)."""
+    from crmmigrator_gui.engine.demo import octopuspro
+
+    workbook = generate_export(tmp_path / "xlsx", records=400, seed=4)
+    monkeypatch.setattr(octopuspro, "LARGE", 100)
+    large = generate_export(tmp_path / "csv", records=400, seed=4)
+    assert [p.name for p in large.files] == [f"{sheet}.csv" for sheet in STANDARD_HEADERS]
+    assert large.counts == workbook.counts
+    sheets = {t.name: records(t) for t in open_tables(workbook.files[0])}
+    for path in large.files:
+        (table,) = open_tables(path)
+        assert table.columns == STANDARD_HEADERS[path.stem]
+        rows = records(table)
+        assert len(rows) == len(sheets[path.stem])
+        for csv_row, xlsx_row in zip(rows, sheets[path.stem], strict=True):
+            for column in ("Customer ID", "Booking ID", "Invoice number", "Payment ID", "Quote number", "Form"):
+                if column in csv_row:
+                    assert str(csv_row[column]) == str(xlsx_row[column])
+    unseen = generate_export(tmp_path / "unseen", records=400, seed=4, variant="unseen")
+    assert {"Invoices.csv", "Payments.csv"} <= {p.name for p in unseen.files}
+    assert not [p for p in unseen.files if p.suffix == ".xlsx"]
