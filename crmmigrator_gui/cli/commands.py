@@ -171,15 +171,14 @@ def cmd_map(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.mapping.playbook import load_playbook
     from crmmigrator_gui.engine.plan import schema
-    from crmmigrator_gui.engine.target.connection import open_destination
+    from crmmigrator_gui.engine.target.connection import destination
 
     project = _open(args.project)
     if project.target == "salesforce":
         from crmmigrator_gui.engine.plan import sf_schema as schema  # same manifest/missing/apply calls
     playbook = load_playbook(project.source, project.target, project.edition)
     items = schema.manifest(project, playbook)
-    client, sandbox = open_destination(project)
-    try:
+    with destination(project) as client:
         if args.schema_command == "manifest":
             absent = {
                 (i.kind, i.entity, i.name, json.dumps(i.spec, sort_keys=True)) for i in schema.missing(client, items)
@@ -205,10 +204,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
             pass
         _emit(args, {"created": [i.to_json() for i in created]}, f"created {len(created)} schema item(s)")
         return 0
-    finally:
-        client.close()
-        if sandbox is not None:
-            sandbox.close()
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:

@@ -82,6 +82,7 @@ def _suggest(value: str, suggest: dict[str, str], custom: bool) -> str | None:
 
 
 def _store_value_maps(project: Project, playbook: Playbook) -> None:
+    distinct: dict[tuple[str, str], Counter[str]] = {}
     for row in project.query(
         "SELECT source_object, source_field, target_entity, target_field, role, transform FROM field_maps "
         "WHERE role IS NOT NULL AND target_entity IS NOT NULL"
@@ -93,12 +94,15 @@ def _store_value_maps(project: Project, playbook: Playbook) -> None:
         if json.loads(row["transform"]).get("type") in ("key", "lookup", "owner"):
             continue  # the same column may also drive a lookup; only its choice target gets a value map
         custom = row["target_field"].startswith(playbook.key_column.split("_")[0] + "_")
-        counts: Counter[str] = Counter()
-        for _sid, raw in project.iter_staged(obj.name):
-            value = raw.get(row["source_field"])
-            if value is not None and str(value).strip():
-                counts[str(value).strip()] += 1
-        for value, count in counts.items():
+        source = (obj.name, row["source_field"])
+        if source not in distinct:  # one column can feed several choice targets: count its values once
+            counts: Counter[str] = Counter()
+            for _sid, raw in project.iter_staged(obj.name):
+                value = raw.get(row["source_field"])
+                if value is not None and str(value).strip():
+                    counts[str(value).strip()] += 1
+            distinct[source] = counts
+        for value, count in distinct[source].items():
             label = _suggest(value, role.value_map.get("suggest", {}), custom)
             project.db.conn.execute(
                 "INSERT INTO value_maps (source_object, source_field, target_entity, target_field, source_value, "

@@ -320,9 +320,13 @@ class PayloadBuilder:
             self._child_index[index_key] = {p: [v for _o, _p, v in sorted(items)] for p, items in rows.items()}
         return self._child_index[index_key].get(key, [])
 
-    def _bind_lookup(
-        self, part: Part, lookup: dict[str, Any], raw: dict[str, Any], meta: EntityMeta, payload: Payload
-    ) -> None:
+    def resolve_parent(
+        self, part: Part, lookup: dict[str, Any], raw: dict[str, Any]
+    ) -> tuple[Part, str, str] | None:
+        """(parent part, parent key, parent destination id) for a playbook lookup, shared by every destination.
+
+        Returns None for an optional lookup with no value or no loaded parent; raises ``Skip`` otherwise.
+        """
         value = self.role_value(part.obj, lookup["by_role"], raw)
         through = lookup.get("through")
         if value and through:
@@ -330,15 +334,24 @@ class PayloadBuilder:
             value = self.role_value(through["object"], through["role"], parent) if parent else None
         if not value:
             if lookup.get("optional"):
-                return
+                return None
             raise Skip(f"no {lookup['by_role'].replace('_', ' ')} value for the {lookup['column']} lookup")
         target_part = self.playbook.part(lookup["to"])
         key = destination_key(self.playbook, target_part.obj, value, target_part.name)
         dest = self.xref.get((target_part.entity, key))
         if dest is None:
             if lookup.get("optional"):
-                return
+                return None
             raise Skip(f"parent {target_part.obj} {value!r} is not loaded (lookup {lookup['column']})")
+        return target_part, key, dest
+
+    def _bind_lookup(
+        self, part: Part, lookup: dict[str, Any], raw: dict[str, Any], meta: EntityMeta, payload: Payload
+    ) -> None:
+        resolved = self.resolve_parent(part, lookup, raw)
+        if resolved is None:
+            return
+        target_part, _key, dest = resolved
         nav = meta.nav_property(lookup["column"], target_part.entity)
         payload.binds[nav] = (lookup["column"], dest)
 

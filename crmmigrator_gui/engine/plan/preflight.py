@@ -16,7 +16,7 @@ from crmmigrator_gui.engine.mapping.maps import is_confirmed
 from crmmigrator_gui.engine.mapping.playbook import load_playbook
 from crmmigrator_gui.engine.plan.order import role_columns
 from crmmigrator_gui.engine.project.store import Project
-from crmmigrator_gui.engine.target.connection import is_sandbox, open_destination
+from crmmigrator_gui.engine.target.connection import destination, is_sandbox
 
 PROFESSIONAL_CUSTOM_TABLE_CAP = 15
 
@@ -49,8 +49,7 @@ def preflight(project: Project) -> dict[str, Any]:
         findings.append(Finding("blocking", "EDITION_TABLE_LIMIT",
                                 f"the map needs {len(custom_tables)} custom tables; Dynamics 365 Sales Professional "
                                 f"allows {PROFESSIONAL_CUSTOM_TABLE_CAP}"))
-    client, sandbox = open_destination(project)
-    try:
+    with destination(project) as client:
         findings += _schema_findings(project, playbook, client)
         findings += _owner_findings(project, playbook, client)
         if project.target == "salesforce" and not client.audit_fields_enabled():
@@ -60,10 +59,6 @@ def preflight(project: Project) -> dict[str, Any]:
                 "dates on tasks, events and records go to a Source_Created_Date__c field instead of CreatedDate; "
                 "turn it on in Setup → User Interface and assign the permission to keep them",
             ))
-    finally:
-        client.close()
-        if sandbox is not None:
-            sandbox.close()
     return {"blocking": sum(f.severity == "blocking" for f in findings),
             "findings": [f.to_json() for f in findings]}
 

@@ -61,7 +61,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crmmigrator_gui.engine.mapping import transforms
-from crmmigrator_gui.engine.mapping.playbook import Part, Playbook, destination_key
+from crmmigrator_gui.engine.mapping.playbook import Part, Playbook
 from crmmigrator_gui.engine.plan.payloads import BuildError, FieldRule, PayloadBuilder, Skip
 from crmmigrator_gui.engine.plan.sf_schema import custom_field_name
 from crmmigrator_gui.engine.project.store import Project
@@ -428,22 +428,10 @@ class SfPayloadBuilder(PayloadBuilder):
     def _sf_lookup(
         self, part: Part, lookup: dict[str, Any], raw: dict[str, Any], meta: SObjectMeta, payload: SfPayload
     ) -> None:
-        value = self.role_value(part.obj, lookup["by_role"], raw)
-        through = lookup.get("through")
-        if value and through:
-            parent = self._staged(through["object"]).get(value)
-            value = self.role_value(through["object"], through["role"], parent) if parent else None
-        if not value:
-            if lookup.get("optional"):
-                return
-            raise Skip(f"no {lookup['by_role'].replace('_', ' ')} value for the {lookup['column']} lookup")
-        target_part = self.playbook.part(lookup["to"])
-        key = destination_key(self.playbook, target_part.obj, value, target_part.name)
-        dest = self.xref.get((target_part.entity, key))
-        if dest is None:
-            if lookup.get("optional"):
-                return
-            raise Skip(f"parent {target_part.obj} {value!r} is not loaded (lookup {lookup['column']})")
+        resolved = self.resolve_parent(part, lookup, raw)
+        if resolved is None:
+            return
+        target_part, key, dest = resolved
         f = meta.field(lookup["column"])
         if f is None or not f.relationship_name:
             raise BuildError(

@@ -26,7 +26,7 @@ from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, Progr
 from crmmigrator_gui.engine.project.store import Project, current_actor, now_iso
 from crmmigrator_gui.engine.run.results import RunResult, explain, summarize
 from crmmigrator_gui.engine.target.batch import BatchOp
-from crmmigrator_gui.engine.target.connection import is_sandbox, open_destination
+from crmmigrator_gui.engine.target.connection import destination, is_sandbox
 from crmmigrator_gui.engine.target.dataverse import DataverseClient, EntityMeta
 
 BATCH_SIZE = 500
@@ -59,22 +59,19 @@ def load(
     actor: str | None = None,
 ) -> RunResult:
     """Run (or resume) the full load. Raises BlockedError while the map is unconfirmed."""
+    assert_confirmed(project)
+    playbook = load_playbook(project.source, project.target, project.edition)
+    prepare: Any = ensure_schema
+    runner: Any = _Runner
     if project.target == "salesforce":
         from crmmigrator_gui.engine.run import load_salesforce
 
-        return load_salesforce.load(project, progress=progress, cancel=cancel, batch_size=batch_size, actor=actor)
-    assert_confirmed(project)
-    playbook = load_playbook(project.source, project.target, project.edition)
-    client, sandbox = open_destination(project)
-    try:
-        ensure_schema(project, playbook, client, progress)
-        return _Runner(
+        prepare, runner = load_salesforce.ensure_schema, load_salesforce._SfRunner
+    with destination(project) as client:
+        prepare(project, playbook, client, progress)
+        return runner(  # type: ignore[no-any-return]
             project, playbook, client, progress, cancel or CancelToken(), batch_size, actor or current_actor()
         ).run()
-    finally:
-        client.close()
-        if sandbox is not None:
-            sandbox.close()
 
 
 def ensure_schema(

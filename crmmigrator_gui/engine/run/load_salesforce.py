@@ -46,7 +46,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from crmmigrator_gui.engine.errors import BlockedError, DestinationError
-from crmmigrator_gui.engine.mapping.maps import assert_confirmed
 from crmmigrator_gui.engine.mapping.playbook import Part, Playbook, load_playbook
 from crmmigrator_gui.engine.plan import sf_schema
 from crmmigrator_gui.engine.plan.sf_payloads import (
@@ -58,10 +57,10 @@ from crmmigrator_gui.engine.plan.sf_payloads import (
     diff,
 )
 from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
-from crmmigrator_gui.engine.project.store import Project, current_actor, now_iso
-from crmmigrator_gui.engine.run.load import BATCH_SIZE, Outcome, _Batch, _Runner
+from crmmigrator_gui.engine.project.store import Project, now_iso
+from crmmigrator_gui.engine.run.load import Outcome, _Batch, _Runner
 from crmmigrator_gui.engine.run.results import RunResult, explain, summarize
-from crmmigrator_gui.engine.target.connection import is_sandbox, open_destination
+from crmmigrator_gui.engine.target.connection import is_sandbox
 from crmmigrator_gui.engine.target.salesforce import RecordResult, SalesforceClient
 from crmmigrator_gui.engine.target.sf_codec import in_chunks, soql_string
 
@@ -71,29 +70,6 @@ ROLLBACK_BATCH = 200
 FILE_BATCH = 200  # files per batch: one key query, one Collections update, one document-id query
 FILE_BATCH_BYTES = 64 * 1024 * 1024  # …and at most this much file data held in memory per batch
 FILE_OBJECT = "ContentVersion"
-
-
-def load(
-    project: Project,
-    *,
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-    batch_size: int = BATCH_SIZE,
-    actor: str | None = None,
-) -> RunResult:
-    """Run (or resume) the full load into Salesforce. Raises BlockedError while the map is unconfirmed."""
-    assert_confirmed(project)
-    playbook = load_playbook(project.source, project.target, project.edition)
-    client, sandbox = open_destination(project)
-    try:
-        ensure_schema(project, playbook, client, progress)
-        return _SfRunner(
-            project, playbook, client, progress, cancel or CancelToken(), batch_size, actor or current_actor()
-        ).run()
-    finally:
-        client.close()
-        if sandbox is not None:
-            sandbox.close()
 
 
 def ensure_schema(
@@ -563,31 +539,6 @@ def _failed(result: RecordResult) -> Outcome:
 # ---------------------------------------------------------------------------------------------- rollback
 
 
-def rollback(
-    project: Project,
-    *,
-    run_id: int | None = None,
-    all_runs: bool = False,
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-    actor: str | None = None,
-) -> list[RunResult]:
-    from crmmigrator_gui.engine.run.rollback import runs_to_roll_back
-
-    cancel = cancel or CancelToken()
-    who = actor or current_actor()
-    client, sandbox = open_destination(project)
-    results = []
-    try:
-        for rid in runs_to_roll_back(project, run_id, all_runs):
-            results.append(_rollback_run(project, client, rid, progress, cancel, who))  # type: ignore[arg-type]
-    finally:
-        client.close()
-        if sandbox is not None:
-            sandbox.close()
-    return results
-
-
 def _runs_of(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     """Consecutive rows of one object, at most ``size`` each (keeps reverse creation order)."""
     chunk: list[dict[str, Any]] = []
@@ -748,5 +699,3 @@ def _settle(
                     "DELETE FROM xref WHERE target_entity = ? AND key = ?", (row["target_entity"], row["key"])
                 )
 
-
-__all__ = ["ensure_schema", "load", "rollback"]

@@ -16,7 +16,7 @@ from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, Progr
 from crmmigrator_gui.engine.project.store import Project, current_actor, now_iso
 from crmmigrator_gui.engine.run.results import RunResult, summarize
 from crmmigrator_gui.engine.target.batch import BatchOp
-from crmmigrator_gui.engine.target.connection import open_destination
+from crmmigrator_gui.engine.target.connection import destination
 from crmmigrator_gui.engine.target.dataverse import DataverseClient
 
 BATCH = 200
@@ -49,24 +49,18 @@ def rollback(
     cancel: CancelToken | None = None,
     actor: str | None = None,
 ) -> list[RunResult]:
+    rollback_run: Any = _rollback_run
     if project.target == "salesforce":
         from crmmigrator_gui.engine.run import load_salesforce
 
-        return load_salesforce.rollback(
-            project, run_id=run_id, all_runs=all_runs, progress=progress, cancel=cancel, actor=actor
-        )
+        rollback_run = load_salesforce._rollback_run
     cancel = cancel or CancelToken()
     who = actor or current_actor()
-    client, sandbox = open_destination(project)
-    results = []
-    try:
-        for rid in runs_to_roll_back(project, run_id, all_runs):
-            results.append(_rollback_run(project, client, rid, progress, cancel, who))
-    finally:
-        client.close()
-        if sandbox is not None:
-            sandbox.close()
-    return results
+    with destination(project) as client:
+        return [
+            rollback_run(project, client, rid, progress, cancel, who)
+            for rid in runs_to_roll_back(project, run_id, all_runs)
+        ]
 
 
 def _rollback_run(

@@ -8,6 +8,8 @@ exists (a headless machine) we say so and refuse, rather than silently writing a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,14 +268,25 @@ def open_salesforce(project: Project) -> tuple[Any, Any]:
     raise MigratorError(f"--auth {conn.auth} is not available for Salesforce yet; use client-credentials")
 
 
+@contextmanager
+def destination(project: Project) -> Iterator[Any]:
+    """The destination client for the project, closed (with its embedded sandbox) on the way out."""
+    client, sandbox = open_destination(project)
+    try:
+        yield client
+    finally:
+        client.close()
+        if sandbox is not None:
+            sandbox.close()
+
+
 def is_sandbox(project: Project) -> bool:
     return settings(project).auth == "sandbox"
 
 
 def test_connection(project: Project) -> dict[str, Any]:
     """WhoAmI against the destination; returns what the user needs to see."""
-    client, sandbox = open_destination(project)
-    try:
+    with destination(project) as client:
         if project.target == "salesforce":
             info = client.user_info()  # type: ignore[attr-defined]
             who = {"UserId": info.get("user_id"), "OrganizationId": info.get("organization_id")}
@@ -286,7 +299,3 @@ def test_connection(project: Project) -> dict[str, Any]:
             "url": getattr(client, "org_url", None) or getattr(client, "instance_url", ""),
             "requests": client.requests,
         }
-    finally:
-        client.close()
-        if sandbox is not None:
-            sandbox.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QItemSelection, Qt, Slot
 from PySide6.QtWidgets import (
@@ -193,36 +194,31 @@ class ImportPage(BasePage):
     # ------------------------------------------------------------------ importing
     def start_import(self) -> None:
         paths = self.paths()
-        if not paths or self.runner.busy:
-            return
-        set_banner(self.banner, "")
-        self.preview_model.clear()
-        self.progress.setRange(0, 0)
-        self.status.setText(f"Importing {len(paths)} item(s)…")
-        operation = functools.partial(_import_operation, list(paths))
-        self.runner.start(
-            self.state.project_path,
-            operation,
-            name="import",  # type: ignore[arg-type]
-            on_progress=self._import_progress,
-            on_finished=self._import_finished,
-            on_failed=self._import_failed,
-            on_cancelled=self._import_cancelled,
-        )
+        if paths:
+            self._stage(
+                functools.partial(_import_operation, list(paths)),
+                "import",
+                f"Importing {len(paths)} item(s)…",
+                self._import_finished,
+            )
 
     def start_extract(self) -> None:
+        self._stage(_extract_operation, "extract", "Extracting from the source API…", self._extract_finished)
+
+    def _stage(self, operation: Any, name: str, status: str, on_finished: Any) -> None:
+        """Run an import or an extraction on the worker; both stage rows and share progress/failure handling."""
         if self.runner.busy:
             return
         set_banner(self.banner, "")
         self.preview_model.clear()
         self.progress.setRange(0, 0)
-        self.status.setText("Extracting from the source API…")
+        self.status.setText(status)
         self.runner.start(
             self.state.project_path,
-            _extract_operation,
-            name="extract",  # type: ignore[arg-type]
+            operation,
+            name=name,  # type: ignore[arg-type]
             on_progress=self._import_progress,
-            on_finished=self._extract_finished,
+            on_finished=on_finished,
             on_failed=self._import_failed,
             on_cancelled=self._import_cancelled,
         )
