@@ -332,7 +332,13 @@ class ImportPage(BasePage):
 
     # ------------------------------------------------------------------ QWizardPage
     def initializePage(self) -> None:
-        self.extract_button.setVisible(self.project.source in EXTRACTORS)
+        api = self.project.source in EXTRACTORS
+        self.extract_button.setVisible(api)
+        if api:
+            self.setSubTitle(
+                "Extract every object from the source platform's API (again later for the changes), or add "
+                "export files. Records are staged in the project; nothing is sent anywhere yet."
+            )
         self.refresh_objects()
 
     def isComplete(self) -> bool:
