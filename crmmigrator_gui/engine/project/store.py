@@ -96,6 +96,20 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # v2: the reviewed map. Notes and customer changes travel with the review workbook; value maps
+    # carry the destination's stored value (Dataverse option integer / Salesforce picklist API
+    # value); sign-offs pin the map fingerprint they were given for.
+    """
+    ALTER TABLE field_maps ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+    ALTER TABLE field_maps ADD COLUMN customer_change TEXT;
+    ALTER TABLE value_maps ADD COLUMN target_value TEXT;
+    ALTER TABLE value_maps ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+    ALTER TABLE value_maps ADD COLUMN customer_change TEXT;
+    CREATE TABLE signoffs (
+        id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, map_fingerprint TEXT NOT NULL,
+        sample_run_id INTEGER, note TEXT NOT NULL DEFAULT ''
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
