@@ -54,19 +54,33 @@ def cmd_connect(args: argparse.Namespace) -> int:
         if not app_key:
             raise UsageError(f"environment variable {args.app_key_env} is empty or not set")
         connection.store_app_key(project, args.side, app_key)
-    conn = connection.configure(
-        project,
-        args.side,
-        url=args.url,
-        auth=args.auth,
-        tenant=args.tenant,
-        client_id=args.client_id,
-        token_url=args.token_url,
-        username=args.username,
-        secret=secret_from_args(args),
-        faults=args.faults,
+    only_owner = args.fallback_owner is not None and not any(
+        (args.url, args.auth, args.tenant, args.client_id, args.token_url, args.username, args.faults,
+         args.secret_env, args.secret_stdin, args.app_key_env)
+    )  # fmt: skip
+    conn = (
+        connection.settings(project, args.side)
+        if only_owner
+        else connection.configure(
+            project,
+            args.side,
+            url=args.url,
+            auth=args.auth,
+            tenant=args.tenant,
+            client_id=args.client_id,
+            token_url=args.token_url,
+            username=args.username,
+            secret=secret_from_args(args),
+            faults=args.faults,
+        )
     )
     data: dict = {"side": args.side, **conn.to_json()}
+    if args.fallback_owner is not None:
+        if args.side != "target":
+            raise UsageError("--fallback-owner belongs to the target connection")
+        with project.step("fallback owner", {"fallback_owner": args.fallback_owner.strip().lower()}):
+            project.set_meta("fallback_owner", args.fallback_owner.strip().lower() or None)
+        data["fallback_owner"] = args.fallback_owner.strip().lower() or None
     if args.test:
         data["test"] = connection.test_connection(project)
     _emit(args, data, f"{args.side}: {conn.url or 'embedded sandbox'} ({conn.auth})")
@@ -165,7 +179,147 @@ def cmd_map(args: argparse.Namespace) -> int:
             f"{args.source} → {args.target}",
         )
         return 0
-    raise UsageError(f"map {args.map_command} arrives in a later release")
+    if args.map_command == "export":
+        from crmmigrator_gui.engine.mapping.workbook import export_review
+
+        result = export_review(project, Path(args.file))
+        _emit(args, {"file": args.file, **result}, f"wrote {args.file} for review")
+        return 0
+    if args.map_command == "import":
+        return _map_import(args, project)
+    if args.map_command == "values":
+        return _map_values(args, project)
+    if args.map_command == "value":
+        return _map_value(args, project)
+    if args.map_command == "transform":
+        return _map_transform(args, project)
+    raise UsageError(f"unknown map command {args.map_command}")
+
+
+def _map_import(args: argparse.Namespace, project: Project) -> int:
+    """Show the customer's changes; apply them only when the consultant says so (--apply, or yes at a prompt)."""
+    from crmmigrator_gui.engine.errors import InputError
+    from crmmigrator_gui.engine.mapping.workbook import apply_review, read_review
+
+    diff = read_review(project, Path(args.file))
+    data = diff.to_json()
+    lines = [
+        f"{c['sheet']}!{c['column']}{c['row']}  {c['source_object']}.{c['source_field']}"
+        + (f" [{c['source_value']}]" if c.get("source_value") not in (None, "") else "")
+        + f": {c['before']!r} → {c['after']!r}"
+        for c in data["changes"]
+    ]
+    if data["errors"]:
+        first = data["errors"][0]
+        raise InputError(
+            f"{len(data['errors'])} invalid edit(s); nothing applied: {first['message']}",
+            file=args.file,
+            row=first.get("row"),
+            column=first.get("column"),
+        )
+    apply = args.apply
+    if not apply and data["changes"] and not args.json and sys.stdin.isatty():
+        print("\n".join(lines), file=sys.stderr)
+        apply = input(f"Apply these {len(lines)} change(s)? [y/N] ").strip().lower() in ("y", "yes")
+        lines = []
+    applied = apply_review(project, diff, actor=args.by) if apply and data["changes"] else 0
+    data["applied"] = applied
+    tail = (
+        f"applied {applied} change(s)"
+        if applied
+        else (
+            "no changes"
+            if not data["changes"]
+            else f"{len(data['changes'])} change(s) not applied; run again with --apply to apply them"
+        )
+    )
+    _emit(args, data, "\n".join([*lines, tail]))
+    return 0
+
+
+def _map_values(args: argparse.Namespace, project: Project) -> int:
+    from crmmigrator_gui.engine.mapping.values import value_rows
+
+    rows = value_rows(project, source_object=args.object, source_field=args.field)
+    if args.unmapped:
+        rows = [r for r in rows if r["status"] == "unmapped"]
+    text = "\n".join(
+        f"[{r['status']:<9}] {r['source_object']}.{r['source_field']} {r['source_value']!r:<24} x{r['count']:<6} → "
+        f"{r['target_entity']}.{r['target_field']} = {r['target_label'] or '-'}"
+        + (f" ({r['target_value']})" if r.get("target_value") not in (None, "") else "")
+        for r in rows
+    )
+    _emit(args, {"values": rows}, text or "no value maps")
+    return 0
+
+
+def _one(rows: list[dict], what: str, target: str | None) -> dict:
+    if target:
+        entity, _, field = target.partition(".")
+        rows = [r for r in rows if r["target_entity"] == entity and r["target_field"] == field]
+    if not rows:
+        raise MigratorError(f"no {what}")
+    if len(rows) > 1:
+        options = ", ".join(sorted({f"{r['target_entity']}.{r['target_field']}" for r in rows}))
+        raise UsageError(f"{what} feeds several destination fields ({options}); choose one with --target")
+    return rows[0]
+
+
+def _map_value(args: argparse.Namespace, project: Project) -> int:
+    from crmmigrator_gui.engine.mapping.values import add_option, set_value, value_rows
+
+    obj, dot, field = args.source.partition(".")
+    if not dot:
+        raise UsageError("source must be SRC_OBJECT.SRC_FIELD")
+    rows = [r for r in value_rows(project, source_object=obj, source_field=field) if r["source_value"] == args.value]
+    row = _one(rows, f"value map for {args.source} = {args.value!r}", args.target)
+    created = None
+    if args.add_option and args.label:
+        created = add_option(project, row["target_entity"], row["target_field"], args.label, actor=args.by)
+    set_value(project, row["id"], args.label, actor=args.by)
+    _emit(
+        args,
+        {"source": args.source, "value": args.value, "label": args.label, "created_option": created},
+        f"{args.source} {args.value!r} → {args.label or '(empty)'}"
+        + (
+            ""
+            if not created
+            else " (planned option: `schema apply` creates it with the column)"
+            if created.get("planned")
+            else f" (option {created['value']} is at the destination)"
+        ),
+    )
+    return 0
+
+
+def _map_transform(args: argparse.Namespace, project: Project) -> int:
+    from crmmigrator_gui.engine.mapping.editing import preview_row, set_transform
+    from crmmigrator_gui.engine.mapping.transforms import validate
+
+    obj, dot, field = args.source.partition(".")
+    if not dot:
+        raise UsageError("source must be SRC_OBJECT.SRC_FIELD")
+    try:
+        spec = validate(json.loads(args.spec))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the spec is not JSON: {exc}") from exc
+    rows = project.query(
+        "SELECT id, target_entity, target_field FROM field_maps WHERE source_object = ? AND source_field = ? "
+        "AND target_entity IS NOT NULL",
+        (obj, field),
+    )
+    row = _one(rows, f"mapped field {args.source}", args.target)
+    preview = preview_row(project, row["id"], spec)
+    if not args.preview:
+        set_transform(project, row["id"], spec, actor=args.by)
+    text = "\n".join(f"  {p['raw']!r:<30} → {p['error'] or p['value']}" for p in preview)
+    verb = "preview of" if args.preview else "set"
+    _emit(
+        args,
+        {"source": args.source, "spec": spec, "preview": preview, "applied": not args.preview},
+        f"{verb} {json.dumps(spec)} on {args.source}\n{text}",
+    )
+    return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -180,17 +334,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
     items = schema.manifest(project, playbook)
     with destination(project) as client:
         if args.schema_command == "manifest":
-            absent = {
-                (i.kind, i.entity, i.name, json.dumps(i.spec, sort_keys=True)) for i in schema.missing(client, items)
-            }
-            rows = [
-                {**i.to_json(), "missing": (i.kind, i.entity, i.name, json.dumps(i.spec, sort_keys=True)) in absent}
-                for i in items
-            ]
-            if args.out:
-                from crmmigrator_gui.engine.report.files import write_json_atomic
+            from crmmigrator_gui.engine.plan.manifest_file import flag_missing
 
-                write_json_atomic(Path(args.out), {"items": rows})
+            rows = flag_missing(items, schema.missing(client, items))
+            if args.out:
+                from crmmigrator_gui.engine.plan.manifest_file import write_manifest
+
+                write_manifest(rows, Path(args.out))  # .xlsx for the admin, .json for scripts
             _emit(
                 args,
                 {"items": rows, "missing": sum(r["missing"] for r in rows)},
@@ -202,6 +352,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
         created = schema.apply(client, items, progress=_StderrProgress())
         with project.step("schema apply", {"created": [i.to_json() for i in created]}):
             pass
+        if created:
+            from crmmigrator_gui.engine.mapping.values import refresh_options
+
+            refresh_options(project, client)  # new custom options now have their stored integers / API values
         _emit(args, {"created": [i.to_json() for i in created]}, f"created {len(created)} schema item(s)")
         return 0
 
@@ -210,10 +364,39 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.plan.preflight import preflight
 
     project = _open(args.project)
-    result = preflight(project)
-    lines = [f"{f['severity']:<9}{f['code']:<22}{f['object'] or '':<16}{f['message']}" for f in result["findings"]]
-    _emit(args, result, "\n".join(lines) or "no findings")
+    result = preflight(project, progress=_StderrProgress())
+    _emit(args, result, _preflight_text(result))
     return 3 if result["blocking"] else 0
+
+
+def _preflight_text(result: dict, per_code: int = 5) -> str:
+    """Findings grouped by severity then code, the first few of each with their source ids, then the grade."""
+    lines: list[str] = []
+    order = {"blocking": 0, "warning": 1, "info": 2}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for finding in result["findings"]:
+        groups.setdefault((finding["severity"], finding["code"]), []).append(finding)
+    for (severity, code), items in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 3), kv[0][1])):
+        lines.append(f"{severity.upper():<9}{code} ({len(items)})")
+        for f in items[:per_code]:
+            where = ".".join(x for x in (f.get("object"), f.get("field")) if x)
+            sid = f" [{f['source_id']}]" if f.get("source_id") else ""
+            lines.append(f"    {where}{sid}: {f['message']}")
+        if len(items) > per_code:
+            lines.append(f"    … and {len(items) - per_code} more (use --json for all)")
+    grade = result.get("grade")
+    if grade:
+        lines.append(f"complexity: {grade.get('level')} — {'; '.join(grade.get('reasons', []))}")
+    estimate = result.get("estimate")
+    if estimate:
+        days = estimate.get("timeline_days")
+        span = f"{days[0]}–{days[1]} days" if isinstance(days, list | tuple) and len(days) == 2 else ""
+        lines.append(
+            f"estimate: ~{estimate.get('requests', '?')} API requests, ~{estimate.get('load_minutes', '?')} min of "
+            f"loading{', timeline ' + span if span else ''}"
+        )
+    lines.append(f"{result['blocking']} blocking finding(s)")
+    return "\n".join(lines)
 
 
 def cmd_load(args: argparse.Namespace) -> int:

@@ -3,13 +3,14 @@
 - :class:`StagingPreviewModel` pages staged rows in lazily (``canFetchMore``/``fetchMore``) and
   keeps a bounded LRU cache of pages, so a million-row object scrolls smoothly in little memory.
 - :class:`FieldMapModel` presents the field map for review; edits go straight to the engine's
-  ``retarget_row``/``confirm_rows`` and the rows are re-read.
+  ``retarget_row``/``confirm_rows`` and the rows are re-read. :func:`matches_filter` backs the
+  Map page's filters (to review, unmapped, required, low confidence, changed by the customer).
 - :class:`RecordsModel` shows a short list of dicts (import summary, reconciliation counts).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from crmmigrator_gui.engine.errors import MigratorError
-from crmmigrator_gui.engine.mapping import maps
+from crmmigrator_gui.engine.mapping import maps, values
 from crmmigrator_gui.engine.project.store import Project
 
 Index = QModelIndex | QPersistentModelIndex
@@ -148,6 +149,42 @@ class StagingPreviewModel(QAbstractTableModel):
         return f"{section + 1:,}"
 
 
+#: Confidence below this is "low": the auto-mapper guessed, a person must look.
+LOW_CONFIDENCE = 0.7
+#: Confidence at or above this is green.
+HIGH_CONFIDENCE = 0.9
+
+#: The Map page's filters: key → (label, tooltip). ``matches_filter`` says which rows each keeps.
+MAP_FILTERS: dict[str, tuple[str, str]] = {
+    "all": ("All", "Every source column"),
+    "review": ("To review", "Proposed by the auto-mapper and not confirmed yet"),
+    "unmapped": ("Unmapped", "Columns with no destination: they will not be migrated"),
+    "required": ("Required", "Columns mapped to a destination column that the destination requires"),
+    "low": ("Low confidence", f"Mapped with a confidence below {LOW_CONFIDENCE:.0%}"),
+    "customer": ("Changed by customer", "Rows (or their value maps) the customer changed in the review workbook"),
+}
+
+
+def row_target(row: dict[str, Any]) -> str:
+    """``entity.field`` or the empty string for a column left out."""
+    return f"{row['target_entity']}.{row['target_field']}" if row.get("target_entity") else ""
+
+
+def matches_filter(row: dict[str, Any], key: str, required: set[tuple[str, str]]) -> bool:
+    """Whether a field-map row belongs under one of :data:`MAP_FILTERS`."""
+    if key == "review":
+        return row["status"] == "proposed"
+    if key == "unmapped":
+        return not row.get("target_entity")
+    if key == "required":
+        return bool(row.get("target_entity")) and (row["target_entity"], row["target_field"]) in required
+    if key == "low":
+        return bool(row.get("target_entity")) and float(row.get("confidence") or 0) < LOW_CONFIDENCE
+    if key == "customer":
+        return bool(row.get("customer_change") or row.get("values_changed_by_customer"))
+    return True
+
+
 class FieldMapModel(QAbstractTableModel):
     """The editable field map: one row per source column, as the engine proposes and stores it.
 
@@ -159,21 +196,22 @@ class FieldMapModel(QAbstractTableModel):
     changed = Signal()
     error = Signal(str)
 
-    OBJECT, FIELD, SAMPLES, TARGET, CONFIDENCE, REASON, CONFIRMED = range(7)
+    OBJECT, FIELD, SAMPLES, TARGET, CONFIDENCE, CONFIRMED, NOTES = range(7)
     HEADERS = (
         "Source object",
         "Source field",
         "Sample values",
-        "Target (entity.field)",
+        "Destination (entity.field)",
         "Confidence",
-        "Reason",
-        "Confirmed",
+        "Status",
+        "Notes",
     )
 
     def __init__(self, parent: Any = None, *, actor: str | None = None) -> None:
         super().__init__(parent)
         self._project: Project | None = None
         self._rows: list[dict[str, Any]] = []
+        self._required: set[tuple[str, str]] = set()
         self.actor = actor
 
     # ------------------------------------------------------------------ loading
@@ -182,7 +220,16 @@ class FieldMapModel(QAbstractTableModel):
         self.refresh()
 
     def refresh(self) -> None:
-        rows = maps.field_rows_with_ids(self._project) if self._project is not None else []
+        rows = maps.field_rows_with_ids(self._project) if self._project else []
+        if rows and self._project is not None:
+            changed = Counter(
+                (v["source_object"], v["source_field"], v["target_entity"], v["target_field"])
+                for v in values.value_rows(self._project)
+                if v.get("customer_change")
+            )
+            for row in rows:
+                key = (row["source_object"], row["source_field"], row["target_entity"], row["target_field"])
+                row["values_changed_by_customer"] = changed.get(key, 0)
         if [r["id"] for r in rows] == [r["id"] for r in self._rows] and rows:
             self._rows = rows
             self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(self.HEADERS) - 1))
@@ -191,18 +238,48 @@ class FieldMapModel(QAbstractTableModel):
             self._rows = rows
             self.endResetModel()
 
+    def set_required(self, required: set[tuple[str, str]]) -> None:
+        """Destination columns the destination requires (read from its metadata on a worker)."""
+        self._required = set(required)
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self.HEADERS) - 1))
+
+    @property
+    def required(self) -> set[tuple[str, str]]:
+        return self._required
+
     def rows(self) -> list[dict[str, Any]]:
         return list(self._rows)
 
+    def row(self, number: int) -> dict[str, Any]:
+        return self._rows[number]
+
+    def row_number(self, row_id: int) -> int | None:
+        return next((i for i, r in enumerate(self._rows) if r["id"] == row_id), None)
+
+    def find(self, source_object: str, field: str | None) -> int | None:
+        """The row of ``source_object.field``: by source column first, then by destination column."""
+        for key in ("source_field", "target_field"):
+            for number, row in enumerate(self._rows):
+                if row["source_object"] == source_object and (field is None or row.get(key) == field):
+                    return number
+        return None
+
+    def entities(self) -> set[str]:
+        return {r["target_entity"] for r in self._rows if r.get("target_entity")}
+
     def targets(self) -> list[str]:
         """Distinct ``entity.field`` targets already in the map (for the editor's completer)."""
-        return sorted({f"{r['target_entity']}.{r['target_field']}" for r in self._rows if r["target_entity"]})
+        return sorted({row_target(r) for r in self._rows if r.get("target_entity")})
 
     def counts(self) -> dict[str, int]:
         result = {"proposed": 0, "confirmed": 0, "unmapped": 0}
         for row in self._rows:
             result[row["status"]] = result.get(row["status"], 0) + 1
         return result
+
+    def filter_counts(self) -> dict[str, int]:
+        return {key: sum(matches_filter(r, key, self._required) for r in self._rows) for key in MAP_FILTERS}
 
     # ------------------------------------------------------------------ shape
     def rowCount(self, parent: Index = _ROOT) -> int:
@@ -232,52 +309,96 @@ class FieldMapModel(QAbstractTableModel):
         if not index.isValid():
             return None
         row = self._rows[index.row()]
-        column = index.column()
-        mapped = row["target_entity"] is not None
         if role == Qt.ItemDataRole.UserRole:
             return row
+        column = index.column()
         if column == self.OBJECT:
             return row["source_object"] if role == Qt.ItemDataRole.DisplayRole else None
         if column == self.FIELD:
-            return row["source_field"] if role == Qt.ItemDataRole.DisplayRole else None
+            return self._field_data(row, role)
         if column == self.SAMPLES:
-            text = ", ".join(display_value(s) for s in row["samples"])
+            text = ", ".join(display_value(s) for s in row.get("samples") or [])
             return text if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole) else None
         if column == self.TARGET:
-            target = f"{row['target_entity']}.{row['target_field']}" if mapped else ""
-            if role == Qt.ItemDataRole.EditRole:
-                return target
-            if role == Qt.ItemDataRole.DisplayRole:
-                return target or "— not migrated"
-            if role == Qt.ItemDataRole.ForegroundRole and not mapped:
-                return QBrush(QColor("#7a7a7a"))
-            if role == Qt.ItemDataRole.FontRole and not mapped:
-                font = QFont()
-                font.setItalic(True)
-                return font
-            if role == Qt.ItemDataRole.ToolTipRole:
-                return "Double-click to change: type entity.field, or clear it to leave the column out."
-            return None
+            return self._target_data(row, role)
         if column == self.CONFIDENCE:
-            if role == Qt.ItemDataRole.DisplayRole:
-                return f"{row['confidence']:.0%}" if mapped else ""
-            if role == Qt.ItemDataRole.TextAlignmentRole:
-                return _CENTER
-            if role == Qt.ItemDataRole.BackgroundRole and mapped:
-                return QBrush(QColor(confidence_colour(row["confidence"])))
-            if role == Qt.ItemDataRole.ForegroundRole and mapped:
-                return QBrush(QColor("#1b1b1b"))
-            return None
-        if column == self.REASON:
-            return row["reason"] if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole) else None
+            return self._confidence_data(row, role)
         if column == self.CONFIRMED:
-            if role == Qt.ItemDataRole.CheckStateRole and row["status"] in ("proposed", "confirmed"):
-                confirmed = row["status"] == "confirmed"
-                return Qt.CheckState.Checked if confirmed else Qt.CheckState.Unchecked
-            if role == Qt.ItemDataRole.DisplayRole:
-                return {"confirmed": "confirmed", "proposed": "to review"}.get(row["status"], "")
-            if role == Qt.ItemDataRole.ToolTipRole and row.get("confirmed_by"):
-                return f"Confirmed by {row['confirmed_by']} at {row['confirmed_at']}"
+            return self._status_data(row, role)
+        if column == self.NOTES:
+            return self._notes_data(row, role)
+        return None
+
+    def _field_data(self, row: dict[str, Any], role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            return row["source_field"]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{row['source_object']}.{row['source_field']}"
+        return None
+
+    def _target_data(self, row: dict[str, Any], role: int) -> Any:
+        target = row_target(row)
+        required = bool(target) and (row["target_entity"], row["target_field"]) in self._required
+        if role == Qt.ItemDataRole.EditRole:
+            return target
+        if role == Qt.ItemDataRole.DisplayRole:
+            if not target:
+                return "— not migrated"
+            return f"{target}  ✱" if required else target
+        if role == Qt.ItemDataRole.ForegroundRole and not target:
+            return QBrush(QColor("#7a7a7a"))
+        if role == Qt.ItemDataRole.FontRole and not target:
+            font = QFont()
+            font.setItalic(True)
+            return font
+        if role == Qt.ItemDataRole.ToolTipRole:
+            need = "\nThe destination requires this column." if required else ""
+            return f"Double-click to change: type entity.field, or clear it to leave the column out.{need}"
+        return None
+
+    def _confidence_data(self, row: dict[str, Any], role: int) -> Any:
+        mapped = bool(row.get("target_entity"))
+        confidence = float(row.get("confidence") or 0)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{confidence:.0%}" if mapped else ""
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _CENTER
+        if role == Qt.ItemDataRole.BackgroundRole and mapped:
+            return QBrush(QColor(confidence_colour(confidence)))
+        if role == Qt.ItemDataRole.ForegroundRole and mapped:
+            return QBrush(QColor("#1b1b1b"))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            head = f"{confidence:.0%} — " if mapped else ""
+            return f"{head}{row.get('reason') or 'no reason recorded'}"
+        return None
+
+    def _status_data(self, row: dict[str, Any], role: int) -> Any:
+        if role == Qt.ItemDataRole.CheckStateRole and row["status"] in ("proposed", "confirmed"):
+            return Qt.CheckState.Checked if row["status"] == "confirmed" else Qt.CheckState.Unchecked
+        if role == Qt.ItemDataRole.DisplayRole:
+            return {"confirmed": "confirmed", "proposed": "to review"}.get(row["status"], "left out")
+        if role == Qt.ItemDataRole.ForegroundRole and row["status"] == "proposed":
+            return QBrush(QColor("#8a5a00"))
+        if role == Qt.ItemDataRole.ToolTipRole and row.get("confirmed_by"):
+            return f"Confirmed by {row['confirmed_by']} at {row['confirmed_at']}"
+        return None
+
+    def _notes_data(self, row: dict[str, Any], role: int) -> Any:
+        notes = str(row.get("notes") or "")
+        change = row.get("customer_change")
+        value_changes = int(row.get("values_changed_by_customer") or 0)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if change or value_changes:
+                what = "changed by the customer" if change else f"{value_changes} value(s) changed by the customer"
+                return f"✎ {notes}" if notes else f"✎ {what}"
+            return notes
+        if role == Qt.ItemDataRole.ForegroundRole and (change or value_changes):
+            return QBrush(QColor("#1d3f6e"))
+        if role == Qt.ItemDataRole.ToolTipRole and (notes or change or value_changes):
+            parts = [f"Changed by the customer: {change}"] if change else []
+            if value_changes:
+                parts.append(f"The customer changed {value_changes} value mapping(s): see the Value map tab.")
+            return "\n".join([*parts, notes] if notes else parts)
         return None
 
     # ------------------------------------------------------------------ edits (through the engine)
@@ -287,9 +408,8 @@ class FieldMapModel(QAbstractTableModel):
         row = self._rows[index.row()]
         try:
             if index.column() == self.TARGET and role == Qt.ItemDataRole.EditRole:
-                target = str(value or "").strip()
-                current = f"{row['target_entity']}.{row['target_field']}" if row["target_entity"] else ""
-                if target == current:
+                target = str(value or "").replace("✱", "").strip()
+                if target == row_target(row):
                     return False
                 maps.retarget_row(self._project, int(row["id"]), target or "-", actor=self.actor)
             elif index.column() == self.CONFIRMED and role == Qt.ItemDataRole.CheckStateRole:
@@ -308,9 +428,9 @@ class FieldMapModel(QAbstractTableModel):
 
 def confidence_colour(confidence: float) -> str:
     """Green when the auto-mapper is sure, amber when it wants a look, red when it guessed."""
-    if confidence >= 0.9:
+    if confidence >= HIGH_CONFIDENCE:
         return "#cdebd6"
-    if confidence >= 0.7:
+    if confidence >= LOW_CONFIDENCE:
         return "#fbe7b5"
     return "#f6cfcb"
 

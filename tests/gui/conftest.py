@@ -118,6 +118,13 @@ class WizardDriver:
         self.click(self.wizard.button(QWizard.WizardButton.NextButton))
         assert self.wizard.currentId() == before + 1, "Next did not advance"
 
+    def preflight(self) -> None:
+        """Pre-flight runs by itself when its page opens; go on once nothing blocks the load."""
+        page = self.wizard.preflight_page
+        self.wait_idle(page)
+        assert page.isComplete(), page.banner.text()
+        self.next()
+
     def wait_idle(self, page, timeout: int = WORK_TIMEOUT_MS) -> None:
         """Until the page's worker has ended and the page has handled its last signal."""
         self.qtbot.waitUntil(lambda: page.runner.idle, timeout=timeout)

@@ -14,25 +14,78 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import openpyxl
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
+
+from crmmigrator_gui.engine.mapping import workbook
 
 pytestmark = pytest.mark.gui
 
 
-def _shot(wizard, folder: Path, name: str) -> Path:
-    wizard.repaint()
+SIZE = (1280, 800)  # a consultant's laptop screen
+
+
+def _shot(widget, folder: Path, name: str, *, min_size: tuple[int, int] = SIZE) -> Path:
+    widget.repaint()
     path = folder / f"{name}.png"
-    assert wizard.grab().save(str(path)), path
+    assert widget.grab().save(str(path)), path
     image = QImage(str(path))
-    assert image.width() >= 1000
-    assert image.height() >= 650
+    assert image.width() >= min_size[0]
+    assert image.height() >= min_size[1]
     return path
+
+
+def _settle(qtbot, mapper) -> None:
+    """Let the transform preview's debounce run, as it would while the consultant looks."""
+    editor = mapper.transform_editor
+    qtbot.wait(editor.timer.interval() + 50)
+    qtbot.waitUntil(lambda: not editor.timer.isActive(), timeout=5_000)
+
+
+def _run(qtbot, page, start) -> None:
+    with qtbot.waitSignal(page.runner.finished, timeout=60_000) as blocker:
+        blocker.connect(page.runner.failed)
+        start()
+    qtbot.waitUntil(lambda: page.runner.idle, timeout=60_000)
+    assert not isinstance(blocker.args[0], str), blocker.args[0]
+
+
+def _customer_edits(path: Path) -> None:
+    """What the customer sends back: another destination and a note on one field, another option for a value."""
+    book = openpyxl.load_workbook(path)
+    for sheet, key_column, key, column, value in (
+        ("customers", workbook.FIELD, "Gate code", workbook.DEST, "account.description"),
+        ("customers", workbook.FIELD, "Gate code", workbook.NOTES, "Keep the gate code with the site notes"),
+        ("customers", workbook.FIELD, "Preferred technician", workbook.NOTES, "Not needed after go-live"),
+        ("bookings values", workbook.VALUE, "Enroute", workbook.DEST_VALUE, "In Progress"),
+    ):
+        ws = book[sheet]
+        header = [c.value for c in ws[1]]
+        row = next(r for r in ws.iter_rows(min_row=2) if r[header.index(key_column)].value == key)
+        row[header.index(column)].value = value
+    book.save(path)
+
+
+def _first_finding_with_a_field(page):
+    model = page.model
+    for s in range(model.rowCount()):
+        top = model.index(s, 0)
+        for c in range(model.rowCount(top)):
+            code = model.index(c, 0, top)
+            for f in range(model.rowCount(code)):
+                index = model.index(f, 0, code)
+                finding = model.finding(index)
+                if finding.get("object") and finding.get("field"):
+                    return index
+    return None
 
 
 def test_screenshots_of_every_page(qtbot, wizard, driver, tmp_path, sample_export):
     folder = Path(os.environ.get("CRMMIGRATOR_SCREENSHOTS_DIR") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
+    wizard.resize(*SIZE)
     shots = []
 
     project = wizard.project_page
@@ -62,10 +115,57 @@ def test_screenshots_of_every_page(qtbot, wizard, driver, tmp_path, sample_expor
 
     mapper = wizard.map_page
     driver.run(mapper.automap_button, mapper)
-    mapper.view.selectRow(7)
+    driver.qtbot.waitUntil(lambda: mapper.meta_runner.idle, timeout=60_000)
+    mapper.select_source_row(mapper.model.find("bookings", "Status"))
     shots.append(_shot(wizard, folder, "04a-map-proposed"))
+
+    # What needs a look: low-confidence rows when the auto-mapper has any, else everything still to review.
+    key = "low" if mapper.model.filter_counts()["low"] else "review"
+    driver.qtbot.mouseClick(mapper.chips[key], Qt.MouseButton.LeftButton)
+    if not mapper.select_source_row(mapper.model.find("customers", "Gate code")):
+        mapper.view.selectRow(0)
+    mapper.tabs.setCurrentWidget(mapper.transform_editor)
+    _settle(driver.qtbot, mapper)
+    shots.append(_shot(wizard, folder, "04b-map-filtered"))
+
+    driver.qtbot.mouseClick(mapper.chips["all"], Qt.MouseButton.LeftButton)
+    mapper.select_source_row(mapper.model.find("customers", "Mobile"))
+    mapper.tabs.setCurrentWidget(mapper.transform_editor)
+    _settle(driver.qtbot, mapper)
+    shots.append(_shot(wizard, folder, "04c-map-transform"))
+
+    review = tmp_path / "acme-map-review.xlsx"
+    _run(driver.qtbot, mapper, lambda: mapper.export_review_to(review))
+    _customer_edits(review)
+    _run(driver.qtbot, mapper, lambda: mapper.import_review_from(review))
+    dialog = mapper.diff_dialog
+    assert dialog is not None
+    dialog.resize(1100, 520)
+    shots.append(_shot(dialog, folder, "04d-map-review-diff", min_size=(1000, 450)))
+    with driver.qtbot.waitSignal(mapper.runner.finished, timeout=60_000):
+        driver.click(dialog.apply_button)
+    driver.wait_idle(mapper)
+    driver.qtbot.mouseClick(mapper.chips["customer"], Qt.MouseButton.LeftButton)
+    mapper.select_source_row(mapper.model.find("bookings", "Status"))
+    mapper.tabs.setCurrentWidget(mapper.value_editor)
+    shots.append(_shot(wizard, folder, "04e-map-customer-changes"))
+
+    driver.qtbot.mouseClick(mapper.chips["all"], Qt.MouseButton.LeftButton)
     driver.click(mapper.confirm_all_button)
-    shots.append(_shot(wizard, folder, "04b-map-confirmed"))
+    mapper.select_source_row(mapper.model.find("invoices", "Status"))
+    shots.append(_shot(wizard, folder, "04f-map-confirmed"))
+    driver.next()
+
+    preflight = wizard.preflight_page
+    driver.qtbot.waitUntil(lambda: preflight.runner.idle and preflight.result is not None, timeout=60_000)
+    shots.append(_shot(wizard, folder, "04p-preflight"))
+    jump = _first_finding_with_a_field(preflight)
+    assert jump is not None
+    assert preflight.open_finding(jump)
+    shots.append(_shot(wizard, folder, "04q-preflight-jump-to-field"))
+    driver.next()
+    driver.qtbot.waitUntil(lambda: preflight.runner.idle and preflight.result is not None, timeout=60_000)
+    assert preflight.isComplete(), preflight.banner.text()
     driver.next()
 
     loader = wizard.load_page
@@ -81,3 +181,32 @@ def test_screenshots_of_every_page(qtbot, wizard, driver, tmp_path, sample_expor
     shots.append(_shot(wizard, folder, "06b-results-rolled-back"))
 
     assert all(p.stat().st_size > 10_000 for p in shots)
+
+
+def test_screenshot_of_a_dirty_export_in_preflight(qtbot, wizard, driver, tmp_path):
+    """What a consultant sees on a messy export: blocking findings first, each one a double-click from its field."""
+    from crmmigrator_gui.engine.demo.octopuspro import generate_export
+    from crmmigrator_gui.engine.mapping import maps
+    from crmmigrator_gui.engine.project.store import Project
+    from crmmigrator_gui.engine.source.importer import import_paths
+
+    folder = Path(os.environ.get("CRMMIGRATOR_SCREENSHOTS_DIR") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    export = generate_export(tmp_path / "export", records=300, seed=5, variant="dirty")
+    project = Project.create(tmp_path / "sparkle-services.cmproj", source="octopuspro", target="dynamics365")
+    try:
+        import_paths(project, export.files)
+        maps.run_automap(project)
+        maps.accept(project, actor="consultant")
+    finally:
+        project.close()
+    wizard.resize(*SIZE)
+    wizard.project_page.choose_existing(tmp_path / "sparkle-services.cmproj")
+    for _step in range(4):
+        driver.next()
+    page = wizard.preflight_page
+    qtbot.waitUntil(lambda: page.runner.idle and page.result is not None, timeout=60_000)
+    assert page.result["blocking"] > 0
+    assert not page.isComplete()
+    shot = _shot(wizard, folder, "04r-preflight-blocking")
+    assert shot.stat().st_size > 10_000

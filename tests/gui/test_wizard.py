@@ -66,6 +66,7 @@ def test_full_migration_project_to_rollback(qtbot, wizard, driver, tmp_path, sam
     assert maps.is_confirmed(wizard.state.project)
     assert next_button.isEnabled()
     driver.next()
+    driver.preflight()
 
     # Load
     loader = wizard.load_page
@@ -257,6 +258,7 @@ def test_closing_during_a_load_waits_for_the_worker(wizard, driver, tmp_path, sa
     driver.run(wizard.map_page.automap_button, wizard.map_page)
     driver.click(wizard.map_page.confirm_all_button)
     driver.next()
+    driver.preflight()
     driver.click(wizard.load_page.load_button)
     driver.qtbot.waitUntil(lambda: wizard.load_page.runner.thread.isRunning(), timeout=10_000)
     wizard.close()  # must cancel, quit and wait: a destroyed running QThread would abort the process

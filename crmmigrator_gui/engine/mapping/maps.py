@@ -1,29 +1,38 @@
-"""The stored map: object map, field map and value maps, and the confirm gate.
+"""The stored map: object map and field map, and the confirm gate (value maps live in :mod:`.values`).
 
 Every confirmation records who and when. ``assert_confirmed`` is the single gate that load
-calls: nothing moves while any mapped row or value is unconfirmed.
+calls: nothing moves while any mapped row or value is unconfirmed, or any source value of a
+mapped choice column has no destination option and nobody has decided what to do with it.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from typing import Any
 
 from crmmigrator_gui.engine.errors import BlockedError, MigratorError, UsageError
+from crmmigrator_gui.engine.mapping import values
 from crmmigrator_gui.engine.mapping.automap import Proposal, propose
-from crmmigrator_gui.engine.mapping.names import normalize
 from crmmigrator_gui.engine.mapping.playbook import Playbook, load_playbook
 from crmmigrator_gui.engine.project.store import Project, current_actor, now_iso
 
 
-def run_automap(project: Project) -> tuple[list[Proposal], list[Proposal]]:
-    """Propose and store the map; rows the user already confirmed or set are kept."""
+def run_automap(project: Project, client: Any = None) -> tuple[list[Proposal], list[Proposal]]:
+    """Propose and store the map; rows the user already confirmed or set are kept.
+
+    Value maps are checked against the destination's choice columns: read through ``client``, or through
+    the project's destination when none is given (the embedded sandbox by default). A destination that
+    cannot be reached leaves the map to be reviewed against the cached or planned options instead.
+    """
     if not project.source_object_names():
         raise BlockedError("nothing imported yet; run `crmmigrator import` first")
     playbook = load_playbook(project.source, project.target, project.edition)
     proposals, unmapped = propose(project)
-    with project.step("automap", {"proposals": len(proposals), "unmapped": len(unmapped)}):
+    entities = {p.target_entity for p in proposals if p.target_entity}
+    entities |= {r["target_entity"] for r in project.query("SELECT DISTINCT target_entity FROM field_maps")}
+    fetched, offline = _read_options(project, client, sorted(e for e in entities if e))
+    detail = {"proposals": len(proposals), "unmapped": len(unmapped), "options_not_read": offline}
+    with project.step("automap", detail):
         conn = project.db.conn
         conn.execute("DELETE FROM field_maps WHERE status != 'confirmed' AND origin = 'auto'")
         kept = {
@@ -49,8 +58,22 @@ def run_automap(project: Project) -> tuple[list[Proposal], list[Proposal]]:
                 ),
             )
         _store_object_maps(project, playbook)
-        _store_value_maps(project, playbook)
+        detail["values"] = values.store_value_maps(project, playbook, fetched=fetched)
     return proposals, unmapped
+
+
+def _read_options(project: Project, client: Any, entities: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """(choice columns read from the destination, or None and why not) — before the step, so no network call
+    runs inside the project's write transaction."""
+    try:
+        if client is not None:
+            return values.fetch_options(project, client, entities), None
+        from crmmigrator_gui.engine.target.connection import destination
+
+        with destination(project) as opened:
+            return values.fetch_options(project, opened, entities), None
+    except MigratorError as exc:
+        return None, str(exc)
 
 
 def _store_object_maps(project: Project, playbook: Playbook) -> None:
@@ -72,74 +95,15 @@ def _store_object_maps(project: Project, playbook: Playbook) -> None:
 
 
 def _suggest(value: str, suggest: dict[str, str], custom: bool) -> str | None:
-    if value in suggest:
-        return suggest[value]
-    wanted = normalize(value).replace(" ", "")
-    for key, label in suggest.items():
-        if normalize(key).replace(" ", "") == wanted:
-            return label
-    return value.strip().title() if custom else None
-
-
-def _store_value_maps(project: Project, playbook: Playbook) -> None:
-    distinct: dict[tuple[str, str], Counter[str]] = {}
-    for row in project.query(
-        "SELECT source_object, source_field, target_entity, target_field, role, transform FROM field_maps "
-        "WHERE role IS NOT NULL AND target_entity IS NOT NULL"
-    ):
-        obj = playbook.obj(row["source_object"])
-        role = obj.roles.get(row["role"])
-        if role is None or role.kind != "enum" or not role.value_map:
-            continue
-        if json.loads(row["transform"]).get("type") in ("key", "lookup", "owner"):
-            continue  # the same column may also drive a lookup; only its choice target gets a value map
-        custom = row["target_field"].startswith(playbook.key_column.split("_")[0] + "_")
-        source = (obj.name, row["source_field"])
-        if source not in distinct:  # one column can feed several choice targets: count its values once
-            counts: Counter[str] = Counter()
-            for _sid, raw in project.iter_staged(obj.name):
-                value = raw.get(row["source_field"])
-                if value is not None and str(value).strip():
-                    counts[str(value).strip()] += 1
-            distinct[source] = counts
-        for value, count in distinct[source].items():
-            label = _suggest(value, role.value_map.get("suggest", {}), custom)
-            project.db.conn.execute(
-                "INSERT INTO value_maps (source_object, source_field, target_entity, target_field, source_value, "
-                "count, target_label, status) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-                "count = excluded.count WHERE value_maps.status = 'confirmed'",
-                (
-                    obj.name,
-                    row["source_field"],
-                    row["target_entity"],
-                    row["target_field"],
-                    value,
-                    count,
-                    label,
-                    "proposed" if label else "unmapped",
-                ),
-            )
-            project.db.conn.execute(
-                "UPDATE value_maps SET count = ?, target_label = ?, status = ? WHERE source_object = ? AND "
-                "source_field = ? AND target_entity = ? AND target_field = ? AND source_value = ? "
-                "AND status != 'confirmed'",
-                (
-                    count,
-                    label,
-                    "proposed" if label else "unmapped",
-                    obj.name,
-                    row["source_field"],
-                    row["target_entity"],
-                    row["target_field"],
-                    value,
-                ),
-            )
+    """The playbook's suggestion alone (kept for callers that have no destination options)."""
+    label = values.suggest_option(value, suggest, None)[0] if suggest else None
+    return label if label is not None or not custom else value.strip().title()
 
 
 def field_rows(project: Project) -> list[dict[str, Any]]:
     rows = project.query(
         "SELECT source_object, source_field, target_entity, target_field, role, transform, confidence, reason, "
-        "status, confirmed_by, confirmed_at, origin FROM field_maps ORDER BY source_object, id"
+        "status, confirmed_by, confirmed_at, origin, notes, customer_change FROM field_maps ORDER BY source_object, id"
     )
     for row in rows:
         row["transform"] = json.loads(row["transform"])
@@ -169,9 +133,12 @@ def accept(project: Project, *, min_confidence: float | None = None, actor: str 
             (who, at, threshold),
         )
         count = cur.rowcount
-        # Value maps carry no score: a suggested target is confirmed with the field rows.
+        # Value maps carry no score: a suggested target is confirmed with its (now confirmed) field row.
         conn.execute(
-            "UPDATE value_maps SET status = 'confirmed', confirmed_by = ?, confirmed_at = ? WHERE status = 'proposed'",
+            "UPDATE value_maps SET status = 'confirmed', confirmed_by = ?, confirmed_at = ? WHERE status = 'proposed' "
+            "AND EXISTS (SELECT 1 FROM field_maps f WHERE f.source_object = value_maps.source_object AND "
+            "f.source_field = value_maps.source_field AND f.target_entity = value_maps.target_entity AND "
+            "f.target_field = value_maps.target_field AND f.status = 'confirmed')",
             (who, at),
         )
         if not _unconfirmed_count(project):
@@ -208,22 +175,29 @@ def set_field(project: Project, source: str, target: str, *, actor: str | None =
                 "'user')",
                 (obj_name, field, "{}", who, now_iso()),
             )
-            return
-        entity, dot, target_field = target.partition(".")
-        if not dot or not target_field:
-            raise UsageError("target must be TARGET_ENTITY.TARGET_FIELD")
-        conn.execute(
-            "INSERT INTO field_maps (source_object, source_field, target_entity, target_field, transform, "
-            "confidence, reason, status, confirmed_by, confirmed_at, origin) VALUES (?,?,?,?,?,1.0,?, "
-            "'confirmed', ?, ?, 'user')",
-            (obj_name, field, entity, target_field, json.dumps({"type": "text"}), f"set by {who}", who, now_iso()),
-        )
+        else:
+            entity, dot, target_field = target.partition(".")
+            if not dot or not target_field:
+                raise UsageError("target must be TARGET_ENTITY.TARGET_FIELD")
+            conn.execute(
+                "INSERT INTO field_maps (source_object, source_field, target_entity, target_field, transform, "
+                "confidence, reason, status, confirmed_by, confirmed_at, origin) VALUES (?,?,?,?,?,1.0,?, "
+                "'confirmed', ?, ?, 'user')",
+                (obj_name, field, entity, target_field, json.dumps({"type": "text"}), f"set by {who}", who, now_iso()),
+            )
+        # A new choice target needs its own value maps (proposed: they still need a decision).
+        values.store_value_maps(project, _playbook(project), only=(obj_name, field))
+
+
+def _pending(project: Project) -> tuple[int, int, int]:
+    """(proposed field rows, proposed value rows, undecided values) of the mapped columns."""
+    fields = int(project.scalar("SELECT COUNT(*) FROM field_maps WHERE status = 'proposed'") or 0)
+    proposed, unmapped = values.pending_values(project)
+    return fields, proposed, unmapped
 
 
 def _unconfirmed_count(project: Project) -> int:
-    fields = project.scalar("SELECT COUNT(*) FROM field_maps WHERE status = 'proposed'") or 0
-    values = project.scalar("SELECT COUNT(*) FROM value_maps WHERE status = 'proposed'") or 0
-    return int(fields) + int(values)
+    return sum(_pending(project))
 
 
 def is_confirmed(project: Project) -> bool:
@@ -232,12 +206,22 @@ def is_confirmed(project: Project) -> bool:
 
 
 def assert_confirmed(project: Project) -> None:
-    """The confirm gate: raise BlockedError (exit 3) while anything mapped is unconfirmed."""
+    """The confirm gate: raise BlockedError (exit 3) while any mapped row or value is unconfirmed.
+
+    A value of a mapped choice column with no destination option counts until someone decides (an option,
+    a new option, or "leave empty"): loading it would silently drop the value.
+    """
     if not project.scalar("SELECT COUNT(*) FROM field_maps"):
         raise BlockedError("the map is empty; run `crmmigrator automap` and confirm it first")
-    pending = _unconfirmed_count(project)
-    if pending or not is_confirmed(project):
-        raise BlockedError(f"the map has {pending} unconfirmed row(s); review with `map show`, then `map accept --all`")
+    fields, proposed, unmapped = _pending(project)
+    if fields or proposed or unmapped or not is_confirmed(project):
+        parts = [f"{fields + proposed} unconfirmed row(s)"] if fields + proposed or not unmapped else []
+        if unmapped:
+            parts.append(f"{unmapped} source value(s) with no destination option")
+        raise BlockedError(
+            f"the map is unconfirmed: {' and '.join(parts)}; review with `map show` and `map values --unmapped`, "
+            "then `map accept --all` and `map value …`"
+        )
 
 
 def confirm_rows(project: Project, row_ids: list[int], *, actor: str | None = None) -> int:
@@ -282,15 +266,20 @@ def retarget_row(project: Project, row_id: int, target: str, *, actor: str | Non
                 "confirmed_by = ?, confirmed_at = ?, origin = 'user' WHERE id = ?",
                 (who, now_iso(), row_id),
             )
-            return
-        entity, dot, field = target.partition(".")
-        if not dot or not field:
-            raise UsageError("target must be ENTITY.FIELD")
-        project.db.conn.execute(
-            "UPDATE field_maps SET target_entity = ?, target_field = ?, status = 'confirmed', confirmed_by = ?, "
-            "confirmed_at = ?, origin = 'user', reason = reason || ' (changed by ' || ? || ')' WHERE id = ?",
-            (entity, field, who, now_iso(), who, row_id),
-        )
+        else:
+            entity, dot, field = target.partition(".")
+            if not dot or not field:
+                raise UsageError("target must be ENTITY.FIELD")
+            project.db.conn.execute(
+                "UPDATE field_maps SET target_entity = ?, target_field = ?, status = 'confirmed', confirmed_by = ?, "
+                "confirmed_at = ?, origin = 'user', reason = reason || ' (changed by ' || ? || ')' WHERE id = ?",
+                (entity, field, who, now_iso(), who, row_id),
+            )
+        values.store_value_maps(project, _playbook(project), only=(row[0]["source_object"], row[0]["source_field"]))
+
+
+def _playbook(project: Project) -> Playbook:
+    return load_playbook(project.source, project.target, project.edition)
 
 
 def field_rows_with_ids(project: Project) -> list[dict[str, Any]]:
@@ -301,8 +290,9 @@ def field_rows_with_ids(project: Project) -> list[dict[str, Any]]:
     }
     rows = project.query(
         "SELECT id, source_object, source_field, target_entity, target_field, confidence, reason, status, "
-        "confirmed_by, confirmed_at FROM field_maps ORDER BY source_object, id"
+        "confirmed_by, confirmed_at, transform, notes, customer_change FROM field_maps ORDER BY source_object, id"
     )
     for row in rows:
+        row["transform"] = json.loads(row["transform"] or "{}")
         row["samples"] = samples.get((row["source_object"], row["source_field"]), [])[:3]
     return rows

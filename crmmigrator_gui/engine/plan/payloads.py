@@ -18,6 +18,7 @@ from typing import Any
 
 from crmmigrator_gui.engine.mapping import transforms
 from crmmigrator_gui.engine.mapping.playbook import Part, Playbook, destination_key
+from crmmigrator_gui.engine.mapping.values import mapped_value, resolve_option
 from crmmigrator_gui.engine.plan.order import role_columns
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.target.dataverse import DataverseClient, EntityMeta
@@ -82,22 +83,54 @@ class PayloadBuilder:
             if transform.get("type") in ("key", "lookup", "owner"):
                 continue
             self.rules[(row["source_object"], row["target_entity"])].append(
-                FieldRule(row["source_field"], row["target_field"], transform)
+                FieldRule(row["source_field"], row["target_field"], self.bind(transform))
             )
         for obj_name, columns in role_columns(project).items():
             self.role_columns[obj_name].update(columns)
-        self.value_maps: dict[tuple[str, str, str, str], dict[str, str]] = defaultdict(dict)
-        for row in project.query("SELECT * FROM value_maps WHERE status = 'confirmed' AND target_label IS NOT NULL"):
+        # source value -> (label, stored value); (None, None) is the decision to leave the column empty
+        self.value_maps: dict[tuple[str, str, str, str], dict[str, tuple[str | None, str | None]]] = defaultdict(dict)
+        for row in project.query("SELECT * FROM value_maps WHERE status = 'confirmed'"):
             self.value_maps[(row["source_object"], row["source_field"], row["target_entity"], row["target_field"])][
                 row["source_value"]
-            ] = row["target_label"]
+            ] = (row["target_label"], row["target_value"])
         self._staged_cache: dict[str, dict[str, dict[str, Any]]] = {}
         self._constant_ids: dict[tuple[str, str], str | None] = {}
         self.user_by_worker_name: dict[str, str] = {}
         self.user_by_worker_id: dict[str, str] = {}
         self._child_index: dict[tuple[str, str, str, str], dict[str, list[str]]] = {}
+        self._notes: dict[tuple[str, str], list[Any]] = {}  # (object, column) -> [notes so far, the first note]
 
     # ------------------------------------------------------------------ helpers
+    def bind(self, transform: dict[str, Any]) -> dict[str, Any]:
+        """A stored spec with the playbook's defaults (phone region, time zone) where it declares none."""
+        return transforms.bind(
+            transform, region=self.playbook.raw.get("default_phone_region"), tz=self.playbook.default_timezone
+        )
+
+    def apply_transform(self, obj: str, rule: FieldRule, raw: dict[str, Any], warnings: list[str]) -> Any:
+        """The rule's transform on the staged row (multi-column specs read the whole row); notes become warnings."""
+        try:
+            result = transforms.convert(rule.transform, raw.get(rule.source_field), row=raw)
+        except transforms.TransformError as exc:
+            raise BuildError("BAD_VALUE", f"column {rule.source_field!r}: {exc}") from exc
+        for note in result.notes:
+            warnings.append(f"column {rule.source_field!r}: {note}")
+            tally = self._notes.setdefault((obj, rule.source_field), [0, note])
+            tally[0] += 1
+        return result.value
+
+    def transform_notes(self) -> list[str]:
+        """One line per source column whose values were converted with a note, for the run's warnings."""
+        return [
+            f"{obj} column {column!r}: {count} value(s) converted with a note, e.g. {first}"
+            for (obj, column), (count, first) in sorted(self._notes.items())
+        ]
+
+    def member_values(self, obj: str, group: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """Role values of each member of a merged group, as :func:`transforms.aggregate_value` reads them."""
+        roles = self.playbook.obj(obj).roles
+        return [{role: self.role_value(obj, role, m) or "" for role in roles} for m in group]
+
     def key(self, part: Part, source_id: str) -> str:
         return destination_key(self.playbook, part.obj, source_id, part.name)
 
@@ -145,22 +178,11 @@ class PayloadBuilder:
         for column, spec in part.derived.items():
             self._derive(part, column, spec, source_id, raw, body, payload)
         if group is not None:
+            members = self.member_values(obj, group)
             for column, spec in part.aggregate.items():
-                members = [m for m in group if self._matches(obj, spec.get("when"), m)]
-                if "pick" in spec:  # the first non-empty value of a role among the (filtered) members
-                    picked = next((v for v in (self.role_value(obj, spec["pick"], m) for m in members) if v), None)
-                    attr = meta.attributes.get(column)
-                    if picked and attr and attr.max_length and len(picked) > attr.max_length:
-                        raise BuildError("TOO_LONG", f"{column} is {len(picked)} characters; the limit is "
-                                         f"{attr.max_length}")
-                    if picked:
-                        body[column] = picked
+                text = transforms.aggregate_value(spec, members)  # the merge the editor previews
+                if text is None:
                     continue
-                lines = []
-                for member in members:
-                    values = {role: self.role_value(obj, role, member) or "" for role in self.playbook.obj(obj).roles}
-                    lines.append(spec["line"].format(**values))
-                text = "\n".join(lines)
                 attr = meta.attributes.get(column)
                 if attr and attr.max_length and len(text) > attr.max_length:
                     raise BuildError("TOO_LONG", f"{column} is {len(text)} characters; the limit is {attr.max_length}")
@@ -211,16 +233,15 @@ class PayloadBuilder:
                 f"{part.entity}.{rule.target_field} does not exist at the destination;"
                 " run `crmmigrator schema PROJECT apply`",
             )
-        try:
-            value = transforms.apply(rule.transform, raw.get(rule.source_field))
-        except transforms.TransformError as exc:
-            raise BuildError("BAD_VALUE", f"column {rule.source_field!r}: {exc}") from exc
+        value = self.apply_transform(part.obj, rule, raw, payload.warnings)
         if value is None:
             return
         if attr.type in ("Picklist", "Status", "State"):
             mapping = self.value_maps.get((part.obj, rule.source_field, part.entity, rule.target_field), {})
-            label = mapping.get(str(value))
-            option = meta.option_value(rule.target_field, label) if label else None
+            entry = mapped_value(mapping, raw.get(rule.source_field), value)
+            if entry == (None, None):
+                return  # decided: leave the column empty
+            option = resolve_option(attr.options, *entry) if entry else None  # the stored integer, checked
             if option is None:
                 payload.warnings.append(f"{rule.source_field}={value!r} has no mapped option; left empty")
                 return
@@ -297,8 +318,10 @@ class PayloadBuilder:
             parent = self._staged(source["object"]).get(ident)
             if parent is None:
                 continue
-            names = {role: self.role_value(source["object"], role, parent) or ""
-                     for role in self.playbook.obj(source["object"]).roles}
+            names = {
+                role: self.role_value(source["object"], role, parent) or ""
+                for role in self.playbook.obj(source["object"]).roles
+            }
             text = " ".join(spec.get("template", "{" + source.get("role", "name") + "}").format(**names).split())
             text = re.sub(r"(\s*,)+", ",", text.replace(" ,", ",")).strip(" ,–-")  # empty parts leave no ", ,"
             if text:
@@ -320,9 +343,7 @@ class PayloadBuilder:
             self._child_index[index_key] = {p: [v for _o, _p, v in sorted(items)] for p, items in rows.items()}
         return self._child_index[index_key].get(key, [])
 
-    def resolve_parent(
-        self, part: Part, lookup: dict[str, Any], raw: dict[str, Any]
-    ) -> tuple[Part, str, str] | None:
+    def resolve_parent(self, part: Part, lookup: dict[str, Any], raw: dict[str, Any]) -> tuple[Part, str, str] | None:
         """(parent part, parent key, parent destination id) for a playbook lookup, shared by every destination.
 
         Returns None for an optional lookup with no value or no loaded parent; raises ``Skip`` otherwise.

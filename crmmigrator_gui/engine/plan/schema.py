@@ -230,15 +230,26 @@ def apply(
     progress: ProgressCallback = no_progress,
     key_timeout: float = 120.0,
 ) -> list[SchemaItem]:
-    """Create the missing items, sequentially; returns what was created."""
+    """Create the missing items, sequentially; returns what was created.
+
+    Idempotent: only what ``missing`` reports is created, and an alternate key that exists but is still
+    being built (Pending/InProgress, e.g. after a timed-out earlier run) is waited for, never posted again
+    (a second POST would fail as a duplicate). Publishing follows any change; keys are polled until Active.
+    """
     todo = missing(client, items)
     options_by_column: dict[tuple[str, str], list[str]] = {}
     for item in items:
         if item.kind == "option":
             options_by_column.setdefault((item.entity, item.name), []).append(item.spec["label"])
     created_columns: set[tuple[str, str]] = set()
+    created: list[SchemaItem] = []
     for done, item in enumerate(todo, 1):
         progress(ProgressEvent("schema", item.entity, done, len(todo), message=f"{item.kind} {item.name}"))
+        if item.kind == "key" and client.key_status(item.entity, item.name) is not None:
+            continue  # exists, index still building: _wait_for_keys below polls it
+        created.append(item)
+        if item.kind == "option" and (item.entity, item.name) in created_columns:
+            continue  # created with the column
         if item.kind == "table":
             primary = item.spec.get("primary", "new_name")
             client.post_metadata(
@@ -300,8 +311,6 @@ def apply(
                 SOLUTION,
             )
         elif item.kind == "option":
-            if (item.entity, item.name) in created_columns:
-                continue  # created with the column
             client.post_metadata(
                 "InsertOptionValue",
                 {
@@ -324,11 +333,11 @@ def apply(
                 SOLUTION,
             )
         client.invalidate(item.entity)
-    if todo:
+    if created:
         client.post_metadata("PublishAllXml", {}, "publishing customisations")
     _wait_for_keys(client, [i for i in items if i.kind == "key"], key_timeout)
     client.invalidate()
-    return todo
+    return created
 
 
 def _wait_for_keys(client: DataverseClient, keys: list[SchemaItem], timeout: float) -> None:

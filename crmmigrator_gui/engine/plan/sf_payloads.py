@@ -62,6 +62,7 @@ from zoneinfo import ZoneInfo
 
 from crmmigrator_gui.engine.mapping import transforms
 from crmmigrator_gui.engine.mapping.playbook import Part, Playbook
+from crmmigrator_gui.engine.mapping.values import mapped_value
 from crmmigrator_gui.engine.plan.payloads import BuildError, FieldRule, PayloadBuilder, Skip
 from crmmigrator_gui.engine.plan.sf_schema import custom_field_name
 from crmmigrator_gui.engine.project.store import Project
@@ -159,7 +160,7 @@ class SfPayloadBuilder(PayloadBuilder):
         ):
             spec = json.loads(row["transform"])
             if spec.get("type") not in ("key", "lookup", "owner"):
-                self.transform_of.setdefault((row["source_object"], row["source_field"]), spec)
+                self.transform_of.setdefault((row["source_object"], row["source_field"]), self.bind(spec))
         self._specs = {(o["name"], p["part"]): p for o in playbook.raw.get("objects", []) for p in o.get("parts", [])}
         self._audit: dict[str, bool] = {}
         self._sf_constants: dict[tuple[str, str], str | None] = {}
@@ -297,42 +298,31 @@ class SfPayloadBuilder(PayloadBuilder):
         return self.fallback_owner
 
     def _aggregate(self, part: Part, group: list[dict[str, Any]], meta: SObjectMeta, payload: SfPayload) -> None:
-        obj = part.obj
+        members = self.member_values(part.obj, group)
         for column, spec in part.aggregate.items():
-            members = [m for m in group if self._matches(obj, spec.get("when"), m)]
+            text = transforms.aggregate_value(spec, members)  # the merge the editor previews
+            if text is None:
+                continue
             f = meta.field(column)
             limit = f.length if f and f.length else 0
-            if "pick" in spec:
-                picked = next((v for v in (self.role_value(obj, spec["pick"], m) for m in members) if v), None)
-                if picked and limit and len(picked) > limit:
-                    raise BuildError("STRING_TOO_LONG", f"{column} is {len(picked)} characters; the limit is {limit}")
-                if picked:
-                    payload.body[column] = picked
-                continue
-            lines = []
-            for member in members:
-                values = {role: self.role_value(obj, role, member) or "" for role in self.playbook.obj(obj).roles}
-                lines.append(spec["line"].format(**values))
-            text = "\n".join(lines)
             if limit and len(text) > limit:
                 raise BuildError("STRING_TOO_LONG", f"{column} is {len(text)} characters; the limit is {limit}")
             payload.body[column] = text
 
     def _sf_rule(self, part: Part, rule: FieldRule, raw: dict[str, Any], meta: SObjectMeta, payload: SfPayload) -> None:
-        try:
-            value = transforms.apply(rule.transform, raw.get(rule.source_field))
-        except transforms.TransformError as exc:
-            raise BuildError("BAD_VALUE", f"column {rule.source_field!r}: {exc}") from exc
+        value = self.apply_transform(part.obj, rule, raw, payload.warnings)
         if value is None:
             return
         target = custom_field_name(rule.target_field)
         f = meta.field(target)
         if f is not None and f.type in PICKLIST_TYPES:
             mapping = self.value_maps.get((part.obj, rule.source_field, part.entity, rule.target_field), {})
-            label = mapping.get(str(value))
-            if label is None and mapping:
+            entry = mapped_value(mapping, raw.get(rule.source_field), value)
+            if entry == (None, None):
+                return  # decided: leave the field empty
+            if entry is None and mapping:
                 payload.warnings.append(f"{rule.source_field}={value!r} has no mapped value; sent as is")
-            value = label or value
+            value = (entry[1] or entry[0]) if entry else value  # the picklist's API value, else its label
         self.put(part, meta, payload, target, value, f"column {rule.source_field!r}")
 
     def put(self, part: Part, meta: SObjectMeta, payload: SfPayload, name: str, value: Any, what: str) -> None:
@@ -421,7 +411,7 @@ class SfPayloadBuilder(PayloadBuilder):
             return None
         transform = self.transform_of.get((spec["object"], column), {"type": "text"})
         try:
-            return transforms.apply(transform, parent.get(column))
+            return transforms.apply(transform, parent.get(column), row=parent)
         except transforms.TransformError:
             return None  # the parent itself reports the bad value
 

@@ -64,15 +64,18 @@ def _xlsx(path: Path, report: dict[str, Any]) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
+    from crmmigrator_gui.engine.report.safe_cells import append_row  # source ids and reasons are untrusted text
+
     wb = Workbook()
     ws = wb.active
     ws.title = "Reconciliation"
     header = ["Object", "Entity", "Source", "Loaded", "Created", "Updated", "Unchanged", "Failed", "Skipped"]
-    ws.append(header)
+    append_row(ws, header)
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for o in report["objects"]:
-        ws.append(
+        append_row(
+            ws,
             [
                 o["source_object"],
                 o["target_entity"],
@@ -83,14 +86,14 @@ def _xlsx(path: Path, report: dict[str, Any]) -> None:
                 o["unchanged"],
                 o["failed"],
                 o["skipped"],
-            ]
+            ],
         )
     fails = wb.create_sheet("Failures")
-    fails.append(["Object", "Part", "Source id", "Outcome", "Code", "Reason"])
+    append_row(fails, ["Object", "Part", "Source id", "Outcome", "Code", "Reason"])
     for f in report["failures"]:
-        fails.append([f["source_object"], f["part"], f["source_id"], f["action"], f["code"], f["message"]])
+        append_row(fails, [f["source_object"], f["part"], f["source_id"], f["action"], f["code"], f["message"]])
     exc = wb.create_sheet("Exceptions")
-    exc.append(["Object", "Source id", "Kind", "Amount", "Total"])
+    append_row(exc, ["Object", "Source id", "Kind", "Amount", "Total"])
     for e in report["exceptions"]:
-        exc.append([e["source_object"], e["source_id"], e["kind"], e.get("amount"), e.get("total")])
+        append_row(exc, [e["source_object"], e["source_id"], e["kind"], e.get("amount"), e.get("total")])
     wb.save(path)

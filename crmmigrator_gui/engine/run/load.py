@@ -93,6 +93,17 @@ def ensure_schema(
         pass
 
 
+def owner_for_unmatched(project: Project, client: Any) -> str:
+    """Who owns the records of technicians with no user: the project's fallback owner (meta
+    ``fallback_owner``, an e-mail, checked by pre-flight the same way) or else the migration user."""
+    from crmmigrator_gui.engine.plan.preflight.checks import fallback_owner
+
+    user_id, label, problems = fallback_owner(project, client)
+    if problems or not user_id:
+        raise BlockedError(problems[0].message if problems else f"cannot resolve the fallback owner {label}")
+    return user_id
+
+
 class _Runner:
     def __init__(
         self,
@@ -116,8 +127,7 @@ class _Runner:
         self.xref: dict[tuple[str, str], str] = {
             (r["target_entity"], r["key"]): r["dest_id"] for r in project.query("SELECT * FROM xref")
         }
-        who = client.whoami()
-        self.builder = PayloadBuilder(project, playbook, client, self.xref, str(who["UserId"]))
+        self.builder = PayloadBuilder(project, playbook, client, self.xref, owner_for_unmatched(project, client))
         self.seq = 0
         self.warnings: list[str] = []
 
@@ -193,6 +203,9 @@ class _Runner:
         result.seconds = round(
             seconds + float(self.project.scalar("SELECT seconds FROM runs WHERE id = ?", (self.run_id,)) or 0), 3
         )
+        for note in self.builder.transform_notes():  # "2 numbers in one cell, the first is used", …
+            if note not in self.warnings:
+                self.warnings.append(note)
         result.warnings = self.warnings
         with self.project.step(f"load {status}", {"run_id": self.run_id, "requests": requests}, actor=self.actor):
             self.project.db.conn.execute(

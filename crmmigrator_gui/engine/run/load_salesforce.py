@@ -58,7 +58,7 @@ from crmmigrator_gui.engine.plan.sf_payloads import (
 )
 from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
 from crmmigrator_gui.engine.project.store import Project, now_iso
-from crmmigrator_gui.engine.run.load import Outcome, _Batch, _Runner
+from crmmigrator_gui.engine.run.load import Outcome, _Batch, _Runner, owner_for_unmatched
 from crmmigrator_gui.engine.run.results import RunResult, explain, summarize
 from crmmigrator_gui.engine.target.connection import is_sandbox
 from crmmigrator_gui.engine.target.salesforce import RecordResult, SalesforceClient
@@ -137,7 +137,7 @@ class _SfRunner(_Runner):
         self.start = time.monotonic()
         self.requests_at_start = client.requests
         self.xref = {(r["target_entity"], r["key"]): r["dest_id"] for r in project.query("SELECT * FROM xref")}
-        running_user = str(client.user_info()["user_id"])
+        running_user = owner_for_unmatched(project, client)
         self.builder = SfPayloadBuilder(project, playbook, client, self.xref, running_user)  # type: ignore[assignment]
         self.sfb = self.builder  # typed alias
         self.seq = 0
@@ -698,4 +698,3 @@ def _settle(
                 project.db.conn.execute(
                     "DELETE FROM xref WHERE target_entity = ? AND key = ?", (row["target_entity"], row["key"])
                 )
-

@@ -385,6 +385,29 @@ class DataverseClient:
         headers = {"MSCRM.SolutionUniqueName": solution} if solution else {}
         return self._check(self.send("POST", path, payload, headers=headers), what)
 
+    def insert_option_value(
+        self, logical: str, column: str, label: str, *, solution: str | None = None, language: int = 1033
+    ) -> int:
+        """``InsertOptionValue`` on a local choice column, then ``PublishXml`` for the table; returns the new integer.
+
+        The integer is the destination's to choose (the solution publisher's option prefix on a real org), so
+        it is read from the response, never assumed. The table's cached metadata is dropped afterwards.
+        """
+        text = {"@odata.type": "Microsoft.Dynamics.CRM.LocalizedLabel", "Label": label, "LanguageCode": language}
+        body: dict[str, Any] = {
+            "EntityLogicalName": logical,
+            "AttributeLogicalName": column,
+            "Label": {"@odata.type": "Microsoft.Dynamics.CRM.Label", "LocalizedLabels": [text]},
+        }
+        if solution:
+            body["SolutionUniqueName"] = solution
+        response = self.post_metadata("InsertOptionValue", body, f"adding the option {label!r} to {logical}.{column}")
+        value = int(response.json()["NewOptionValue"])
+        xml = f"<importexportxml><entities><entity>{logical}</entity></entities></importexportxml>"
+        self.post_metadata("PublishXml", {"ParameterXml": xml}, f"publishing {logical}")
+        self.invalidate(logical)
+        return value
+
 
 def error_of(response: httpx.Response) -> tuple[str, str]:
     """(code, message) from a Dataverse error body, tolerant of odd shapes."""

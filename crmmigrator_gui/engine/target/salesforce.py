@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from crmmigrator_gui.engine.errors import DestinationError
+from crmmigrator_gui.engine.errors import DestinationError, MigratorError
 from crmmigrator_gui.engine.target import sf_tooling
 from crmmigrator_gui.engine.target.sf_bulk import BulkIngest
 from crmmigrator_gui.engine.target.sf_codec import (
@@ -373,6 +373,100 @@ class SalesforceClient(SalesforceApi):
             scale=scale,
             reference_to=reference_to,
         )
+
+    # ------------------------------------------------------------------ picklists
+    def picklist_fields(self, sobject: str) -> dict[str, dict[str, Any]]:
+        """Every picklist field of ``sobject`` with its active values *and labels*, read fresh from describe.
+
+        Returns ``{api name: {"type", "custom", "restricted", "options": [{"value", "label"}]}}``. Not cached:
+        :class:`FieldMeta` keeps API values only, and a value added a moment ago must show up.
+        """
+        raw = self._json("GET", f"sobjects/{sobject}/describe/", what=f"describing {sobject}")
+        out: dict[str, dict[str, Any]] = {}
+        for f in raw.get("fields") or []:
+            if f.get("type") not in ("picklist", "multipicklist"):
+                continue
+            options = [
+                {"value": str(p["value"]), "label": str(p.get("label") or p["value"])}
+                for p in f.get("picklistValues") or []
+                if p.get("active", True) and "value" in p
+            ]
+            out[str(f["name"])] = {
+                "type": f["type"],
+                "custom": bool(f.get("custom")),
+                "restricted": bool(f.get("restrictedPicklist")),
+                "options": options,
+            }
+        return out
+
+    def add_picklist_value(self, sobject: str, field_name: str, label: str, *, value: str | None = None) -> str:
+        """Add an active value to a custom picklist (Tooling ``CustomField`` metadata update); returns its API value.
+
+        Idempotent: a value or label already there (any case) returns the existing API value. Standard picklists
+        and picklists on a global value set are not ``CustomField`` metadata, so they raise ``MigratorError``
+        saying where in Setup to add the value. Describe caches of the object are invalidated.
+        """
+        wanted = (value or label).strip()
+        fields = self.picklist_fields(sobject)
+        spec = next((f for name, f in fields.items() if name.lower() == field_name.lower()), None)
+        if spec is None:
+            raise DestinationError(f"{sobject}.{field_name} is not a picklist the integration user can see")
+        for option in spec["options"]:
+            if option["value"].lower() == wanted.lower() or option["label"].lower() == label.strip().lower():
+                return str(option["value"])
+        if not spec["custom"]:
+            kind = "restricted standard picklist" if spec["restricted"] else "standard picklist"
+            raise MigratorError(
+                f"{sobject}.{field_name} is a {kind}: the API cannot add values to it; add {label!r} in Setup → "
+                f"Object Manager → {sobject} → Fields & Relationships → {field_name} → Values, then refresh the map"
+            )
+        field_id = self._custom_field_id(sobject, field_name)
+        record = self._json("GET", f"tooling/sobjects/CustomField/{field_id}", what=f"reading {sobject}.{field_name}")
+        metadata = dict(record.get("Metadata") or {})
+        value_set = dict(metadata.get("valueSet") or {})
+        if value_set.get("valueSetName"):
+            raise MigratorError(
+                f"{sobject}.{field_name} uses the global value set {value_set['valueSetName']!r}; add {label!r} in "
+                "Setup → Picklist Value Sets, then refresh the map"
+            )
+        definition = dict(value_set.get("valueSetDefinition") or {})
+        added = {"fullName": wanted, "label": label.strip(), "default": False}
+        definition["value"] = [*(definition.get("value") or []), added]
+        metadata["valueSet"] = {**value_set, "valueSetDefinition": definition}
+        self._json(
+            "PATCH",
+            f"tooling/sobjects/CustomField/{field_id}",
+            {"Metadata": metadata},
+            what=f"adding {label!r} to the picklist {sobject}.{field_name}",
+        )
+        for touched in ("Task", "Event") if sobject in ("Task", "Event") else (sobject,):
+            self.invalidate(touched)
+        return wanted
+
+    def _custom_field_id(self, sobject: str, field_name: str) -> str:
+        """The Tooling id of a custom field (custom objects are named by their ``01I`` id in ``TableEnumOrId``)."""
+        table = "Activity" if sobject in ("Task", "Event") else sobject
+        if table.endswith("__c"):
+            objects = self._tooling_query(
+                f"SELECT Id FROM CustomObject WHERE DeveloperName = {soql_string(table[:-3])}", sobject
+            )
+            table = str(objects[0]["Id"]) if objects else table
+        developer = field_name[:-3] if field_name.endswith("__c") else field_name
+        rows = self._tooling_query(
+            f"SELECT Id FROM CustomField WHERE DeveloperName = {soql_string(developer)} "
+            f"AND TableEnumOrId = {soql_string(table)}",
+            f"{sobject}.{field_name}",
+        )
+        if not rows:
+            raise DestinationError(
+                f"{sobject}.{field_name} is not found through the Tooling API (a managed-package field?); "
+                "add the value in Setup instead"
+            )
+        return str(rows[0]["Id"])
+
+    def _tooling_query(self, soql: str, what: str) -> list[dict[str, Any]]:
+        data = self._json("GET", "tooling/query/", params={"q": soql}, what=f"looking up {what} through Tooling")
+        return list(data.get("records") or [])
 
 
 def _type_of(record: dict[str, Any]) -> str | None:

@@ -2,8 +2,12 @@
 
 ``CustomField`` takes ``FullName`` ``Obj.Field__c`` (``Activity.X__c`` adds it to Task and Event) and a
 Metadata block (type Text/TextArea/LongTextArea/Html/Number/Currency/Percent/Checkbox/Date/DateTime/Email/
-Phone/Url/Picklist/MultiselectPicklist/Lookup/MasterDetail/AutoNumber). Schema changes are logged to the
-store and replayed on start. FLS choice (documented in ``catalog``): a Tooling-created, non-required field is
+Phone/Url/Picklist/MultiselectPicklist/Lookup/MasterDetail/AutoNumber). A Tooling-created field can be read
+back (``GET …/CustomField/{id}``), found with a Tooling query (``/tooling/query?q=SELECT Id FROM CustomField
+WHERE DeveloperName = 'X' AND TableEnumOrId = 'Y'``; custom objects are named by their ``01I`` id there, as in
+an org) and updated with ``PATCH …/CustomField/{id}`` ``{"Metadata": …}`` — how a value is added to a custom
+picklist; values left out of an update become inactive, the type cannot change. Schema changes are logged to
+the store and replayed on start. FLS choice (documented in ``catalog``): a Tooling-created, non-required field is
 hidden until a ``FieldPermissions`` row with ``PermissionsRead`` exists for it (any permission set counts —
 PermissionSetAssignment is not modelled, the API user holds them all); ``PermissionsEdit`` makes it writable.
 """
@@ -106,7 +110,7 @@ def _index_new(sb: SalesforceSandbox, obj: SObject) -> None:
 def replay(sb: SalesforceSandbox, op: str, payload: dict[str, Any]) -> None:
     if op == "object":
         sb.catalog.add_object(payload["name"], payload["spec"])
-    elif op == "field":
+    elif op in ("field", "field_update"):  # an update replaces the field's spec (same name, same type)
         for obj_name in payload["objects"]:
             sb.catalog.add_field(obj_name, payload["spec"], tooling=payload.get("tooling", True))
 
@@ -173,14 +177,23 @@ class FieldPermissionsHook:
 
 
 def handle(sb: SalesforceSandbox, req: Request, segs: list[str]) -> Result:
+    if segs == ["query"]:
+        if req.method != "GET":
+            raise SFError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{req.method}' not allowed. Allowed are GET,HEAD")
+        return 200, {}, tooling_query(sb, req, req.query.get("q", ""))
     if len(segs) < 2 or segs[0] != "sobjects" or segs[1] not in ("CustomField", "CustomObject"):
         raise not_found()
     kind = segs[1]
     if len(segs) == 3 and req.method == "GET":
-        for _, payload in sb.store.ops():
-            if payload.get("id") == segs[2]:
-                return 200, {}, _record(req, kind, payload)
-        raise not_found()
+        payload = _latest(sb).get(segs[2])
+        if payload is None:
+            raise not_found()
+        return 200, {}, _record(req, kind, payload, sb)
+    if len(segs) == 3 and req.method == "PATCH" and kind == "CustomField":
+        body = req.json()
+        with sb.store.transaction():
+            _update_field(sb, segs[2], body.get("Metadata") if isinstance(body, dict) else None)
+        return 204, {}, None
     if len(segs) != 2 or req.method != "POST":
         raise SFError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{req.method}' not allowed. Allowed are GET,HEAD,POST")
     body = req.json()
@@ -194,16 +207,118 @@ def handle(sb: SalesforceSandbox, req: Request, segs: list[str]) -> Result:
         return _create_field(sb, full, meta)
 
 
-def _record(req: Request, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+def _latest(sb: SalesforceSandbox) -> dict[str, dict[str, Any]]:
+    """Tooling id -> the newest logged payload for it (a field update supersedes the create)."""
+    found: dict[str, dict[str, Any]] = {}
+    for op, payload in sb.store.ops():
+        if payload.get("id") and op in ("object", "field", "field_update"):
+            found[payload["id"]] = {**payload, "kind": "CustomObject" if op == "object" else "CustomField"}
+    return found
+
+
+def _table_enum_or_id(sb: SalesforceSandbox, payload: dict[str, Any]) -> str:
+    """``TableEnumOrId`` as an org reports it: a standard object's name, ``Activity``, a custom object's id."""
+    table = str(payload.get("full") or "").partition(".")[0] or (payload.get("objects") or [""])[0]
+    if table.endswith("__c"):
+        for other in _latest(sb).values():
+            if other["kind"] == "CustomObject" and str(other.get("name", "")).lower() == table.lower():
+                return str(other["id"])
+    return table
+
+
+def _record(req: Request, kind: str, payload: dict[str, Any], sb: SalesforceSandbox) -> dict[str, Any]:
     name = payload.get("name") or payload["spec"]["name"]
-    return {
+    record = {
         "attributes": {"type": kind, "url": f"/services/data/v{req.version}/tooling/sobjects/{kind}/{payload['id']}"},
         "Id": payload["id"],
         "DeveloperName": name[:-3],
+        "NamespacePrefix": None,
         "FullName": payload.get("full", name),
-        "TableEnumOrId": (payload.get("objects") or [name])[0],
         "Metadata": payload.get("meta"),
     }
+    if kind == "CustomField":
+        record["TableEnumOrId"] = _table_enum_or_id(sb, payload)
+    return record
+
+
+_TOOLING_SOQL = re.compile(
+    r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<obj>\w+)(?:\s+WHERE\s+(?P<where>.+?))?(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_CONDITION = re.compile(r"^\s*(\w+)\s*=\s*'((?:[^'\\]|\\.)*)'\s*$")
+_FILTERABLE = {"Id", "DeveloperName", "TableEnumOrId", "FullName", "NamespacePrefix"}
+
+
+def tooling_query(sb: SalesforceSandbox, req: Request, soql: str) -> dict[str, Any]:
+    """The Tooling query subset a migration needs: ``SELECT … FROM CustomField|CustomObject WHERE a = 'x' AND …``.
+
+    As in an org, ``Metadata`` and ``FullName`` can only be selected when the query returns at most one row.
+    """
+    match = _TOOLING_SOQL.match(soql)
+    if not match:
+        raise bad("MALFORMED_QUERY", f"unexpected token in the Tooling query: {soql[:80]!r}")
+    kind = next((k for k in ("CustomField", "CustomObject") if k.lower() == match["obj"].lower()), None)
+    if kind is None:
+        raise bad("INVALID_TYPE", f"sObject type '{match['obj']}' is not supported by the sandbox's Tooling API.")
+    fields = [f.strip() for f in match["fields"].split(",") if f.strip()]
+    allowed = {*_FILTERABLE, "Metadata"} - ({"TableEnumOrId"} if kind == "CustomObject" else set())
+    for name in fields:
+        if name not in allowed:
+            raise bad("INVALID_FIELD", f"No such column '{name}' on entity '{kind}'.")
+    conditions: list[tuple[str, str]] = []
+    for part in re.split(r"\s+AND\s+", match["where"] or "", flags=re.IGNORECASE) if match["where"] else []:
+        cond = _CONDITION.match(part)
+        if not cond or cond[1] not in _FILTERABLE:
+            raise bad("MALFORMED_QUERY", f"the sandbox's Tooling query supports only Field = 'value' AND …: {part!r}")
+        conditions.append((cond[1], cond[2].replace("\\'", "'")))
+    rows = []
+    for payload in _latest(sb).values():
+        if payload["kind"] != kind:
+            continue
+        record = _record(req, kind, payload, sb)
+        if all(str(record.get(f) or "").lower() == value.lower() for f, value in conditions):
+            rows.append({"attributes": record["attributes"], **{f: record.get(f) for f in fields}})
+    if match["limit"]:
+        rows = rows[: int(match["limit"])]
+    if len(rows) > 1 and {"Metadata", "FullName"} & set(fields):
+        raise bad(
+            "MALFORMED_QUERY",
+            "When retrieving results with Metadata or FullName fields, the query qualifications must specify no "
+            "more than one row for retrieval. Result size: " + str(len(rows)),
+        )
+    return {"size": len(rows), "totalSize": len(rows), "done": True, "entityTypeName": kind, "records": rows}
+
+
+def _update_field(sb: SalesforceSandbox, rid: str, meta: Any) -> None:
+    """``PATCH /tooling/sobjects/CustomField/{id}``: replace the field's metadata (same type; dropped values go
+    inactive, as deleting a picklist value in an org needs a separate replace-and-delete step)."""
+    current = _latest(sb).get(rid)
+    if current is None or current["kind"] != "CustomField":
+        raise not_found()
+    if not isinstance(meta, dict):
+        raise bad("REQUIRED_FIELD_MISSING", "Required fields are missing: [Metadata]", ["Metadata"])
+    old = current["spec"]
+    spec = field_spec(old["name"], meta)
+    if spec["type"] != old["type"]:
+        raise bad("FIELD_INTEGRITY_EXCEPTION", f"Cannot change the type of {current.get('full')} through the API.")
+    if "picklist" in spec:
+        seen: set[str] = set()
+        for value, _label in spec["picklist"]:
+            if value.lower() in seen:
+                raise bad(
+                    "DUPLICATE_VALUE", f"duplicate value found: {value} duplicates value on record with id: {rid}"
+                )
+            seen.add(value.lower())
+        dropped = [v for v, _l in old.get("picklist") or [] if v.lower() not in seen]
+        inactive = [*(old.get("inactive") or []), *dropped]
+        if inactive:
+            spec["inactive"] = list(dict.fromkeys(inactive))
+            spec["picklist"] = [*spec["picklist"], *([v, v] for v in dropped)]
+    for key in ("relationshipName", "childRelationship", "referenceTo"):
+        if key in old:
+            spec[key] = old[key]
+    payload = {key: current[key] for key in ("objects", "tooling", "id", "full") if key in current}
+    _apply(sb, "field_update", {**payload, "spec": spec, "meta": meta})
 
 
 def _created(rid: str) -> Result:
