@@ -10,6 +10,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--print-pdf"]:  # internal: the engine prints PDFs in a child process (frozen app too)
+        from crmmigrator_gui.pdf import main as pdf_main
+
+        return pdf_main(args[1:])
     if not args:
         from crmmigrator_gui.gui.app import run_app
 

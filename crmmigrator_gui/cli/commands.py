@@ -442,7 +442,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.report.report import build_report, to_text
 
     project = _open(args.project)
-    report = build_report(project)
+    report = build_report(project, read_back=not args.no_read_back)
     if args.out:
         from crmmigrator_gui.engine.report.files import write_report
 
@@ -453,6 +453,33 @@ def cmd_report(args: argparse.Namespace) -> int:
         for path in write_rebuild_package(project, Path(args.rebuild)):
             print(f"wrote {path}", file=sys.stderr)
     _emit(args, report, to_text(report))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from crmmigrator_gui.engine.report.audit import AuditFilter, count_entries, export, search
+
+    project = _open(args.project)
+    flt = AuditFilter(
+        text=args.text,
+        run_id=args.run,
+        operation=args.operation,
+        entity=args.entity,
+        source_id=args.source_id,
+        status=args.status,
+    )
+    if args.out:
+        written = export(project, Path(args.out), flt)
+        _emit(args, {"file": args.out, "entries": written}, f"wrote {written} entries to {args.out}")
+        return 0
+    total = count_entries(project, flt)
+    entries = search(project, flt, limit=args.limit)
+    text = "\n".join(
+        f"{e.get('at')}  run {e.get('run_id') or '-':<4} {e.get('operation') or '':<18} {e.get('entity') or '':<20} "
+        f"{e.get('source_id') or '':<16} {e.get('status') or '':<8} {e.get('error') or e.get('changes') or ''}"
+        for e in entries
+    )
+    _emit(args, {"total": total, "entries": entries}, f"{text}\n{len(entries)} of {total} entries")
     return 0
 
 

@@ -151,8 +151,21 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", parents=[common], help="reconciliation report")
     s.add_argument("project")
-    s.add_argument("--out")
+    s.add_argument("--out", help="FILE.xlsx, FILE.html, FILE.pdf or FILE.json")
     s.add_argument("--rebuild", metavar="FOLDER", help="also write the rebuild reference package here")
+    s.add_argument("--no-read-back", action="store_true", help="skip reading totals back from the destination")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("audit", parents=[common], help="search the audit log; export it to CSV or XLSX")
+    s.add_argument("project")
+    s.add_argument("--text", help="matches operation, entity, ids, errors and step details")
+    s.add_argument("--run", type=int)
+    s.add_argument("--operation")
+    s.add_argument("--entity")
+    s.add_argument("--source-id")
+    s.add_argument("--status")
+    s.add_argument("--limit", type=int, default=200, help="entries to print (exports write all matches)")
+    s.add_argument("--out", help="FILE.csv or FILE.xlsx: export every matching entry")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("demo", parents=[common], help="generate an export and run every step into the sandbox")

@@ -7,14 +7,41 @@ mapped choice column has no destination option and nobody has decided what to do
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from crmmigrator_gui.engine.errors import BlockedError, MigratorError, UsageError
 from crmmigrator_gui.engine.mapping import values
 from crmmigrator_gui.engine.mapping.automap import Proposal, propose
 from crmmigrator_gui.engine.mapping.playbook import Playbook, load_playbook
 from crmmigrator_gui.engine.project.store import Project, current_actor, now_iso
+
+_T = TypeVar("_T")
+
+
+def remember(project: Project) -> None:
+    """Feed the user's confirmed choices to the mapping memory (best effort: a locked or unwritable memory
+    file must never fail the confirmation itself, which has already committed)."""
+    import sqlite3
+
+    from crmmigrator_gui.engine.mapping.memory import remember_confirmed
+
+    try:
+        remember_confirmed(project)
+    except (sqlite3.Error, OSError):
+        pass
+
+
+def _remembers(func: Callable[..., _T]) -> Callable[..., _T]:
+    @functools.wraps(func)
+    def wrapper(project: Project, *args: Any, **kwargs: Any) -> _T:
+        result = func(project, *args, **kwargs)
+        remember(project)
+        return result
+
+    return wrapper
 
 
 def run_automap(project: Project, client: Any = None) -> tuple[list[Proposal], list[Proposal]]:
@@ -120,6 +147,7 @@ def show_map(project: Project) -> dict[str, Any]:
     }
 
 
+@_remembers
 def accept(project: Project, *, min_confidence: float | None = None, actor: str | None = None) -> int:
     """Confirm proposed rows (all, or those at or above a confidence); returns how many were confirmed."""
     who = actor or current_actor()
@@ -150,6 +178,7 @@ def accept(project: Project, *, min_confidence: float | None = None, actor: str 
     return count
 
 
+@_remembers
 def set_field(project: Project, source: str, target: str, *, actor: str | None = None) -> None:
     """``map set OBJ.FIELD ENTITY.FIELD`` (or ``ENTITY.FIELD`` = ``-`` to leave the column unmapped)."""
     who = actor or current_actor()
@@ -224,6 +253,7 @@ def assert_confirmed(project: Project) -> None:
         )
 
 
+@_remembers
 def confirm_rows(project: Project, row_ids: list[int], *, actor: str | None = None) -> int:
     """Tick individual field-map rows as confirmed (the wizard's "confirmed" column)."""
     who = actor or current_actor()
@@ -253,6 +283,7 @@ def confirm_rows(project: Project, row_ids: list[int], *, actor: str | None = No
     return count
 
 
+@_remembers
 def retarget_row(project: Project, row_id: int, target: str, *, actor: str | None = None) -> None:
     """Change one row's destination (``ENTITY.FIELD``, or ``-`` to unmap); the change counts as confirmed."""
     row = project.query("SELECT source_object, source_field FROM field_maps WHERE id = ?", (row_id,))

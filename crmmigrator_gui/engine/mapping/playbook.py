@@ -28,6 +28,7 @@ class Role:
     targets: tuple[str, ...]  # "part.column"
     value_map: dict[str, Any] | None
     do_not_migrate: str | None
+    clusters: tuple[str, ...] = ()  # shared synonym clusters (resources/mapping/synonyms.json) the role joins
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def load_playbook(source: str, target: str, edition: str = "enterprise") -> Play
                 targets=tuple(spec.get("targets", ())),
                 value_map=spec.get("value_map"),
                 do_not_migrate=spec.get("do_not_migrate"),
+                clusters=tuple(spec.get("clusters", ())),
             )
             for name, spec in obj["roles"].items()
         }

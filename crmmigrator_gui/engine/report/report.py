@@ -14,10 +14,16 @@ from crmmigrator_gui.engine.mapping.transforms import TransformError, parse_mone
 from crmmigrator_gui.engine.plan.order import load_order, role_columns
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.report.rebuild import rebuild_package
-from crmmigrator_gui.engine.run.results import summarize
+from crmmigrator_gui.engine.run.results import COUNT_KEYS, explain, summarize
 
 
-def build_report(project: Project) -> dict[str, Any]:
+def build_report(project: Project, *, read_back: bool = True, client: Any = None) -> dict[str, Any]:
+    """The reconciliation report as plain data (JSON-ready; money as strings of exact decimals).
+
+    ``read_back`` reads field totals and choice distributions back from the destination (through ``client``,
+    or the project's own connection). An unreachable destination does not lose the rest of the report: the
+    reason is kept under ``reconciliation.error`` and every total is marked ``unread``.
+    """
     playbook = load_playbook(project.source, project.target, project.edition)
     live = project.query(
         "SELECT id, status, started_at, finished_at, requests, seconds FROM runs WHERE kind = 'load' AND status NOT IN "
@@ -50,6 +56,10 @@ def build_report(project: Project) -> dict[str, Any]:
             }
         )
     totals = {k: sum(o[k] for o in objects) for k in ("source_records", "loaded", "failed", "skipped")}
+    reconciliation = _reconciliation(project, read_back, client)
+    runs = project.query(
+        "SELECT id, kind, status, started_at, finished_at, requests, seconds, stats FROM runs ORDER BY id"
+    )
     return {
         "project": str(project.path),
         "pair": playbook.title,
@@ -57,13 +67,64 @@ def build_report(project: Project) -> dict[str, Any]:
         "run": run,
         "objects": objects,
         "totals": totals,
-        "failures": (summary.failures[:500] if summary else []),
+        "failures": [_with_reason(f) for f in (summary.failures[:FAILURES_LISTED] if summary else [])],
+        "failure_count": len(summary.failures) if summary else 0,
+        "field_totals": reconciliation.pop("field_totals"),
+        "distributions": reconciliation.pop("distributions"),
+        "reconciliation": reconciliation,
         "exceptions": payment_exceptions(project),
         "rebuild": rebuild_package(project)["rebuild"],
-        "runs": project.query(
-            "SELECT id, kind, status, started_at, finished_at, requests, seconds FROM runs ORDER BY id"
-        ),
+        "runs": [{k: v for k, v in r.items() if k != "stats"} for r in runs],
+        "runs_by_kind": runs_by_kind(runs),
     }
+
+
+FAILURES_LISTED = 5000
+
+
+def _reconciliation(project: Project, read_back: bool, client: Any) -> dict[str, Any]:
+    from crmmigrator_gui.engine.errors import MigratorError
+    from crmmigrator_gui.engine.report.reconcile import reconcile
+
+    if not read_back:
+        return {"field_totals": [], "distributions": [], "read_requests": 0, "error": "read-back not requested"}
+    try:
+        result = reconcile(project, client)
+    except MigratorError as exc:
+        return {"field_totals": [], "distributions": [], "read_requests": 0, "error": f"destination not read: {exc}"}
+    return {**result, "error": None}
+
+
+def _with_reason(failure: dict[str, Any]) -> dict[str, Any]:
+    """The failure with a plain-language reason first (load already explains destination errors; builds not)."""
+    message = str(failure.get("message") or "")
+    reason = explain(failure.get("code"), message)
+    plain = explain(failure.get("code"), "")
+    if plain and message.startswith(plain):
+        reason = message
+    return {**failure, "reason": reason}
+
+
+def runs_by_kind(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs grouped by kind (load, delta, rollback…), with the latest one's record counts.
+
+    The delta summary: once delta runs exist they appear here as their own group, next to the full load.
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        empty = {"kind": run["kind"], "runs": 0, "statuses": {}, "latest": None, **dict.fromkeys(COUNT_KEYS, 0)}
+        group = groups.setdefault(run["kind"], empty)
+        group["runs"] += 1
+        group["statuses"][run["status"]] = group["statuses"].get(run["status"], 0) + 1
+        try:
+            stats = json.loads(run.get("stats") or "{}")
+        except json.JSONDecodeError:
+            stats = {}
+        counts = {k: sum(int(o.get(k, 0)) for o in stats.get("objects", [])) for k in COUNT_KEYS}
+        for key, value in counts.items():
+            group[key] += value
+        group["latest"] = {"id": run["id"], "status": run["status"], "started_at": run["started_at"], **counts}
+    return list(groups.values())
 
 
 def payment_exceptions(project: Project) -> list[dict[str, Any]]:
@@ -130,6 +191,18 @@ def to_text(report: dict[str, Any]) -> str:
         )
     t = report["totals"]
     lines.append(f"{'total':<34}{t['source_records']:>8}{t['loaded']:>8}{t['failed']:>8}{t['skipped']:>8}")
+    if report.get("field_totals"):
+        lines.append("")
+        lines.append(f"{'field total':<40}{'source':>14}{'destination':>14}{'difference':>12}  verdict")
+        for line in report["field_totals"]:
+            name = f"{line['source_object']}.{line['source_field']} → {line['target_entity']}"
+            lines.append(
+                f"{name[:39]:<40}{line['expected_total']:>14}{line['destination_total']:>14}"
+                f"{line['difference']:>12}  {line['verdict']}"
+            )
+    error = (report.get("reconciliation") or {}).get("error")
+    if error:
+        lines.append(f"\n{error}")
     if report["exceptions"]:
         lines.append(f"\n{len(report['exceptions'])} payment exception(s) to reconcile by hand")
     return "\n".join(lines)

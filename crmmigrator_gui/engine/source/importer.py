@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from crmmigrator_gui.engine.errors import InputError, UsageError
-from crmmigrator_gui.engine.mapping.names import match_name, normalize
+from crmmigrator_gui.engine.mapping.names import (
+    cluster_names,
+    do_not_migrate_kind,
+    id_like_column,
+    match_name,
+    normalize,
+    object_name_score,
+    tokens_of,
+)
 from crmmigrator_gui.engine.mapping.playbook import Playbook, SourceObject, load_playbook
 from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
 from crmmigrator_gui.engine.project.store import Project, now_iso
@@ -30,6 +38,8 @@ NAME_THRESHOLD = 0.86
 
 class EmptyTableError(InputError):
     """A sheet or file with a header and no rows: an error alone, a warning among other tables."""
+
+
 CHUNK = 2000
 
 
@@ -98,11 +108,18 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
 
 
 def header_roles(obj: SourceObject, columns: list[str]) -> dict[str, tuple[str, float]]:
-    """Greedy one-to-one assignment of columns to roles by name score: role -> (column, score)."""
+    """Greedy one-to-one assignment of columns to roles by name score: role -> (column, score).
+
+    Names are matched like the auto-mapper does (the role's synonyms, its synonym clusters, the
+    object's own words stripped). When no header names a single id role, the most id-like column
+    ("… #", "… ID", "… No", "… Code") stands in with a score below ``NAME_THRESHOLD``, so an export
+    whose id column has an unusual name still imports while object recognition can tell the difference.
+    """
+    context = tokens_of((obj.name, obj.label, *obj.sheet_aliases))
     candidates = []
     for column in columns:
         for role in obj.roles.values():
-            result = match_name(column, role.synonyms)
+            result = match_name(column, role.synonyms, cluster_names(role.clusters), context)
             if result.score >= NAME_THRESHOLD:
                 candidates.append((result.score, column, role.name))
     candidates.sort(key=lambda c: (-c[0], columns.index(c[1])))
@@ -113,21 +130,43 @@ def header_roles(obj: SourceObject, columns: list[str]) -> dict[str, tuple[str, 
             continue
         assigned[role] = (column, score)
         used_columns.add(column)
+    if len(obj.id_roles) == 1 and obj.id_roles[0] not in assigned:
+        fallback = id_like_column([c for c in columns if c not in used_columns], context)
+        if fallback is not None:
+            assigned[obj.id_roles[0]] = (fallback, 0.5)
+    elif len(obj.id_roles) > 1 and any(r in assigned for r in obj.id_roles):
+        # A composite id (job + item of a line) tolerates repeats, so any free column can complete it.
+        for role in obj.id_roles:
+            free = [c for c in columns if c not in used_columns and not do_not_migrate_kind(c)]
+            if role not in assigned and free:
+                column = id_like_column(free, context) or free[0]
+                assigned[role] = (column, 0.5)
+                used_columns.add(column)
     return assigned
 
 
 def recognise_object(playbook: Playbook, table: SourceTable) -> tuple[SourceObject, float]:
-    """Which source object a table holds: sheet/file name similarity plus header coverage."""
+    """Which source object a table holds: its sheet/file name, then how well each object explains its headers.
+
+    The name counts when one of the object's aliases is contained in it, the longest (most specific) alias
+    winning ("Jobber line items 2026-11" is line items, not jobs); the headers count as the share of
+    columns an object's roles claim, plus whether its id column is there.
+    """
     best: tuple[SourceObject | None, float] = (None, 0.0)
+    scored = []
     for obj in playbook.objects:
-        name_score = match_name(table.name, (*obj.sheet_aliases, obj.name, obj.label)).score
+        name_score = object_name_score(table.name, (*obj.sheet_aliases, obj.name, obj.label))
         roles = header_roles(obj, table.columns)
-        id_found = all(role in roles for role in obj.id_roles)
-        coverage = len(roles) / max(1, len(obj.roles))
-        score = 0.45 * name_score + 0.45 * coverage + (0.1 if id_found else -0.3)
+        named = [c for c in table.columns if not do_not_migrate_kind(c)] or table.columns
+        claimed = sum(1 for role, (column, score) in roles.items() if score >= NAME_THRESHOLD and column in named)
+        explained = claimed / max(1, len(named))
+        id_found = all(role in roles and roles[role][1] >= NAME_THRESHOLD for role in obj.id_roles)
+        id_any = all(role in roles for role in obj.id_roles)
+        score = 0.5 * name_score + 0.45 * explained + (0.1 if id_found else 0.0 if id_any else -0.3)
+        scored.append((score, obj))
         if score > best[1]:
             best = (obj, score)
-    if best[0] is None or best[1] < 0.35:
+    if best[0] is None or best[1] < 0.3:
         raise InputError(
             "cannot tell which source object this sheet holds; name it with --object",
             file=_where(table),
@@ -271,6 +310,11 @@ def _import_table(
     id_columns = [roles[r][0] for r in obj.id_roles]
     id_indexes = [table.columns.index(c) for c in id_columns]
     dropped = [column for role_name, (column, _score) in roles.items() if obj.roles[role_name].do_not_migrate]
+    # Credentials the playbook has no role for (a "PIN" or "API token" column) never reach staging either.
+    dropped += [
+        c for c in table.columns
+        if c not in dropped and c not in id_columns and (do_not_migrate_kind(c) or ("", ""))[0] == "secret"
+    ]  # fmt: skip
     keep = [i for i, c in enumerate(table.columns) if c not in dropped]
     columns = [table.columns[i] for i in keep]
     conn = project.db.conn
