@@ -423,6 +423,13 @@ def _run_text(data: dict) -> str:
             f"{o['updated']:>6} updated {o['unchanged']:>6} unchanged {o['failed']:>5} failed "
             f"{o['skipped']:>5} skipped"
         )
+    refused = [f for f in data.get("failures", []) if f.get("action") == "refused"]
+    for f in refused[:10]:
+        lines.append(f"  refused: {f.get('message')}")
+    if refused:
+        lines.append(
+            f"  {len(refused)} record(s) changed after the run were left as they are; `--force` rolls them back"
+        )
     return "\n".join(lines)
 
 
@@ -430,7 +437,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.run.rollback import rollback
 
     project = _open(args.project)
-    results = rollback(project, run_id=args.run, all_runs=args.all, progress=_StderrProgress())
+    results = rollback(project, run_id=args.run, all_runs=args.all, force=args.force, progress=_StderrProgress())
     data = (
         results[0].to_json() if len(results) == 1 else {"runs": [r.to_json() for r in results], **results[0].to_json()}
     )

@@ -147,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     rg = s.add_mutually_exclusive_group()
     rg.add_argument("--run", type=int)
     rg.add_argument("--all", action="store_true")
+    s.add_argument(
+        "--force", action="store_true", help="also roll back records someone changed in the destination after the run"
+    )
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("report", parents=[common], help="reconciliation report")

@@ -13,6 +13,7 @@ import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -304,6 +305,8 @@ class _Runner:
                 {c for _sid, p in batch.items for c in p.body if "@" not in c}
                 | {f"_{col}_value" for _sid, p in batch.items for col, _d in p.binds.values()}
             )
+            if "statecode" in meta.attributes and any(p.post_state for _sid, p in batch.items):
+                columns = sorted({*columns, "statecode", "statuscode"})  # snapshot the state we may change
             existing = self.client.find_by_keys(
                 meta, self.playbook.key_column, [p.key for _sid, p in batch.items], columns
             )
@@ -319,7 +322,9 @@ class _Runner:
                 if payload.key in pending_keys:
                     outcomes[source_id] = Outcome("created", dest_id, written=payload.body)
                 elif changes:
-                    updates.append((source_id, payload, changes | {meta.primary_id: dest_id}, prior))
+                    updates.append(
+                        (source_id, payload, changes | {meta.primary_id: dest_id}, prior | _state(payload, row))
+                    )
                 else:
                     outcomes[source_id] = Outcome("unchanged", dest_id)
             if creates:
@@ -333,13 +338,14 @@ class _Runner:
 
     def _record_pending(self, part: Part, creates: list[tuple[str, Payload]]) -> None:
         """Intent log: if we crash after the destination wrote but before we commit, resume knows."""
+        touched = server_now(self.client)
         with self.project.transaction():
             for source_id, payload in creates:
                 self.seq += 1
                 self.project.db.conn.execute(
                     "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, action, "
                     "at) VALUES (?,?,?,?,?,?,?, 'pending', ?)",
-                    (self.run_id, self.seq, part.obj, part.name, source_id, part.entity, payload.key, now_iso()),
+                    (self.run_id, self.seq, part.obj, part.name, source_id, part.entity, payload.key, touched),
                 )
 
     def _create(self, meta: EntityMeta, creates: list[tuple[str, Payload]]) -> dict[str, Outcome]:
@@ -420,6 +426,7 @@ class _Runner:
 
     def _commit(self, part: Part, outcomes: dict[str, Outcome], batch: _Batch) -> None:
         keys = {sid: p.key for sid, p in batch.items}
+        touched = server_now(self.client)  # after the batch's writes: our last touch of its records
         with self.project.transaction():
             conn = self.project.db.conn
             for sid, outcome in outcomes.items():
@@ -446,7 +453,7 @@ class _Runner:
                         _dump(outcome.written),
                         outcome.code,
                         outcome.message,
-                        now_iso(),
+                        touched,
                     ),
                 )
                 if outcome.dest_id and outcome.action in ("created", "updated", "unchanged"):
@@ -493,6 +500,7 @@ class _Runner:
                 for _k, _s, here, there, _c in todo
             ]
             results = self.client.batch(ops)
+            touched = server_now(self.client)
             with self.project.transaction():
                 for (key, sid, here, there, current), result in zip(todo, results, strict=True):
                     self.seq += 1
@@ -514,7 +522,7 @@ class _Runner:
                             json.dumps({f"{nav}@odata.bind": there}),
                             None if result.ok else result.error[0],
                             None if result.ok else result.error[1],
-                            now_iso(),
+                            touched,
                         ),
                     )
             self.cancel.raise_if_cancelled()
@@ -536,8 +544,26 @@ def _state_op(client: DataverseClient, meta: EntityMeta, dest_id: str, state: di
     return BatchOp("PATCH", client.path(f"{meta.entity_set}({dest_id})"), state, {"If-Match": "*"})
 
 
+def _state(payload: Payload, row: dict[str, Any]) -> dict[str, Any]:
+    """The prior state of a record whose state the load is about to change (exact rollback reopens it)."""
+    if not payload.post_state or all(row.get(k) == v for k, v in payload.post_state.items()):
+        return {}
+    return {"statecode": row.get("statecode"), "statuscode": row.get("statuscode")}
+
+
 def _bind_or_null(builder: PayloadBuilder, entity: str, dest: str | None) -> str | None:
     return f"/{builder.entity_set(entity)}({dest})" if dest else None
+
+
+def server_now(client: Any) -> str:
+    """The destination's clock, for a crosswalk row's ``at`` (our touch of the record): the ``Date`` header
+    of its latest answer when the HTTP layer keeps it (``client.http.server_date``), else this machine's
+    clock (the embedded sandbox shares it). Rollback compares these times with the records' modified
+    times, so they must come from the server's clock, not ours."""
+    stamp = getattr(getattr(client, "http", None), "server_date", None)
+    if isinstance(stamp, datetime) and stamp.tzinfo is not None:
+        return stamp.astimezone(UTC).isoformat(timespec="seconds")
+    return now_iso()
 
 
 def _dump(value: Any) -> str | None:

@@ -12,6 +12,8 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -72,6 +74,7 @@ class RetryingHttp:
         self.requests = 0
         self.retries = 0
         self.dop_hint: int | None = None
+        self.server_date: datetime | None = None
         self._count_lock = threading.Lock()
         # No cookie persistence: spreads load across servers (Microsoft's guidance for bulk loads).
         self._client = httpx.Client(
@@ -85,6 +88,18 @@ class RetryingHttp:
 
     def close(self) -> None:
         self._client.close()
+
+    def _note_server_date(self, header: str | None) -> None:
+        """Keep the server's clock (``Date`` header) of the latest answer: the run ledger stamps our writes with
+        it, so rollback can compare them with the records' modified times without trusting this laptop's clock."""
+        if not header:
+            return
+        try:
+            stamp = parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return
+        if stamp.tzinfo is not None:
+            self.server_date = stamp
 
     def request(
         self,
@@ -117,6 +132,7 @@ class RetryingHttp:
                     ) from exc
                 self._backoff(attempt)
                 continue
+            self._note_server_date(response.headers.get("Date"))
             hint = response.headers.get("x-ms-dop-hint")
             if hint and hint.isdigit():
                 self.dop_hint = int(hint)

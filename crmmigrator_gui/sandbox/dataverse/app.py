@@ -14,6 +14,7 @@ import re
 import threading
 import uuid
 from decimal import Decimal
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -46,9 +47,7 @@ _REASONS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
-JSON_TYPE = (
-    "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
-)
+JSON_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
 
 
 def reason(status: int) -> str:
@@ -201,9 +200,7 @@ class DataverseSandbox:
                     **bu,
                 },
             )
-            self._seed_row(
-                "team", ids["team"], {"name": "crmmigrator-sandbox", "teamtype": 0, "isdefault": True, **bu}
-            )
+            self._seed_row("team", ids["team"], {"name": "crmmigrator-sandbox", "teamtype": 0, "isdefault": True, **bu})
             self._seed_row(
                 "transactioncurrency",
                 ids["cur"],
@@ -215,9 +212,7 @@ class DataverseSandbox:
                     "currencyprecision": 2,
                 },
             )
-            self._seed_row(
-                "uomschedule", ids["sched"], {"name": "Default Unit", "baseuomname": "Primary Unit"}
-            )
+            self._seed_row("uomschedule", ids["sched"], {"name": "Default Unit", "baseuomname": "Primary Unit"})
             self._seed_row(
                 "uom",
                 ids["uom"],
@@ -303,10 +298,7 @@ class DataverseSandbox:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         with self._count_lock:
             self._count += 1
-        host = (
-            environ.get("HTTP_HOST")
-            or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT')}"
-        )
+        host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT')}"
         origin = f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
         path = environ.get("PATH_INFO", "")
         m = _VERSION_RE.match(path)
@@ -365,6 +357,7 @@ class DataverseSandbox:
             out.append(("Content-Type", ctype))
         out += list(headers.items()) + list(extra.items())
         out.append(("Content-Length", str(len(data))))
+        out.append(("Date", formatdate(usegmt=True)))  # every real answer carries the server's clock
         start_response(f"{status} {reason(status)}", out)
         return [data]
 
@@ -455,9 +448,7 @@ class DataverseSandbox:
         rid, row = self.records.create(ent, req.json(), refs)
         return self._write_result(req, ent, rid, row, created=True)
 
-    def _write_result(
-        self, req: Request, ent: Entity, rid: str, row: dict[str, Any], created: bool
-    ) -> Result:
+    def _write_result(self, req: Request, ent: Entity, rid: str, row: dict[str, Any], created: bool) -> Result:
         location = f"{req.base}{ent.set_name}({rid})"
         if req.prefer.get("return") == "representation":
             attrs = self.records.select_attrs(ent, service.select_with_pk(ent, req))
@@ -471,9 +462,7 @@ class DataverseSandbox:
             return (201 if created else 200), headers, body
         return 204, {"OData-EntityId": location}, None
 
-    def _single(
-        self, req: Request, ent: Entity, key: str, rest: list[str], refs: dict[str, str] | None
-    ) -> Result:
+    def _single(self, req: Request, ent: Entity, key: str, rest: list[str], refs: dict[str, str] | None) -> Result:
         if rest:
             return service.property_request(self, req, ent, key, rest)
         if req.method == "GET":

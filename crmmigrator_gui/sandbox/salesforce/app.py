@@ -14,6 +14,7 @@ import json
 import re
 import threading
 import time
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -296,6 +297,7 @@ class SalesforceSandbox:
         if ctype and not any(k.lower() == "content-type" for k, _ in out):
             out.append(("Content-Type", ctype))
         out.append(("Content-Length", str(len(data))))
+        out.append(("Date", formatdate(usegmt=True)))  # every real answer carries the server's clock
         start_response(f"{status} {_REASONS.get(status, 'Error')}", out)
         return [data]
 
