@@ -51,6 +51,15 @@ def crmmigrator_home(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(autouse=True)
+def fresh_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """Each test gets its own per-user data folder, so the mapping memory one test confirms never raises the
+    confidence of another test's proposals (tests that want a shared memory share it within the test)."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("CRMMIGRATOR_HOME", str(home))
+    return home
+
+
+@pytest.fixture(autouse=True)
 def memory_keyring():
     """Install an in-memory keyring backend for one test, then restore the previous one."""
     previous = keyring.get_keyring()

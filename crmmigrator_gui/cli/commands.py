@@ -399,6 +399,40 @@ def _preflight_text(result: dict, per_code: int = 5) -> str:
     return "\n".join(lines)
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Exit 4 when records failed or fields are flagged: the customer should look before signing off."""
+    from crmmigrator_gui.engine.run.sample import run_sample
+
+    project = _open(args.project)
+    result = run_sample(project, size=args.size, seed=args.seed, progress=_StderrProgress())
+    if args.diff:
+        from crmmigrator_gui.engine.report.sample_diff import export_diff
+
+        export_diff(result.rows, Path(args.diff))
+    data = result.to_json()
+    summary = data.get("diff") or {}
+    lines = [_run_text(data)]
+    for row in (summary.get("flagged_rows") or [])[:20]:
+        lines.append(
+            f"  {row['verdict']:<17} {row['source_object']} {row['source_id']} {row['target_entity']}.{row['field']}: "
+            f"{row['source_value']!r} → expected {row['expected']!r}, stored {row['stored']!r}"
+        )
+    lines.append(
+        f"{summary.get('flagged', 0)} flagged field value(s)" + (f"; diff in {args.diff}" if args.diff else "")
+    )
+    _emit(args, data, "\n".join(lines))
+    return 4 if summary.get("flagged") or any(o.get("failed") for o in data.get("objects", [])) else 0
+
+
+def cmd_signoff(args: argparse.Namespace) -> int:
+    from crmmigrator_gui.engine.run.sample import sign_off
+
+    project = _open(args.project)
+    record = sign_off(project, args.by, note=args.note)
+    _emit(args, record, f"signed off by {record['by']} at {record['at']} (sample run {record['sample_run_id']})")
+    return 0
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.run.load import load
 

@@ -137,6 +137,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("project")
     s.add_argument("--json", action="store_true")
 
+    s = sub.add_parser("sample", parents=[common], help="load a representative slice, read it back, diff it")
+    s.add_argument("project")
+    s.add_argument("--size", type=int, default=200, help="records in the slice, 100–500 (parents included)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--diff", metavar="FILE.xlsx", help="write the field-level diff as a workbook")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("signoff", parents=[common], help="record the customer's sign-off of the latest sample")
+    s.add_argument("project")
+    s.add_argument("--by", required=True, help="who signs off")
+    s.add_argument("--note", default="")
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("load", parents=[common], help="load (or resume loading) into the destination")
     s.add_argument("project")
     s.add_argument("--batch-size", type=int, default=500)

@@ -160,7 +160,11 @@ from pathlib import Path
 from crmmigrator_gui.engine.demo.generic import generate_export
 started = time.monotonic()
 export = generate_export(Path(sys.argv[1]), records=int(sys.argv[2]), seed=7, variant=sys.argv[3])
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM is this process's own peak; ru_maxrss also carries the parent's peak across fork+exec on Linux,
+# so under a big pytest process it measured the test runner, not the generator.
+status = Path("/proc/self/status")
+hwm = [l for l in status.read_text().splitlines() if l.startswith("VmHWM:")] if status.exists() else []
+rss_mb = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": time.monotonic() - started, "rss_mb": rss_mb, "records": sum(export.counts.values())}))
 """
 

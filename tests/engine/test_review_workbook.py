@@ -377,25 +377,31 @@ def test_report_xlsx_and_csv_values_are_guarded(tmp_path):
         False
     ] * 5
     assert csv_row(["=1+1", "plain", 3, "－2"]) == ["'=1+1", "plain", 3, "'－2"]
-    report = {
-        "objects": [],
-        "failures": [
-            {
-                "source_object": "customers",
-                "part": "account",
-                "source_id": "+1",
-                "action": "failed",
-                "code": "=cmd",
-                "message": INJECTIONS[0] + "\x07bell",
-            }
-        ],
-        "exceptions": [{"source_object": "invoices", "source_id": "@SUM(A1)", "kind": "total", "amount": -2}],
-    }
+    from crmmigrator_gui.engine.project.store import Project
+    from crmmigrator_gui.engine.report.report import build_report
+
+    empty = Project.create(tmp_path / "empty.cmproj", source="octopuspro", target="dynamics365")
+    report = build_report(empty, read_back=False)  # a real report's shape, then hostile rows in it
+    empty.close()
+    report["failures"] = [
+        {
+            "source_object": "customers",
+            "part": "account",
+            "source_id": "+1",
+            "action": "failed",
+            "code": "=cmd",
+            "message": INJECTIONS[0] + "\x07bell",
+        }
+    ]
+    report["exceptions"] = [{"source_object": "invoices", "source_id": "@SUM(A1)", "kind": "total", "amount": -2}]
     path = tmp_path / "report.xlsx"
     write_report(path, report)
     with zipfile.ZipFile(path) as archive:
         assert not any(b"<f>" in archive.read(n) for n in archive.namelist() if n.startswith("xl/worksheets/"))
     wb = load_workbook(path)
-    assert [c.value for c in wb["Failures"][2]][2:] == ["+1", "failed", "=cmd", INJECTIONS[0] + "\ufffdbell"]
+    row = next(r for r in wb["Failures"].iter_rows() if r[2].value == "+1")
+    assert [row[i].value for i in (2, 3, 4, 6)] == ["+1", "failed", "=cmd", INJECTIONS[0] + "\ufffdbell"]
+    assert row[2].quotePrefix
+    assert row[4].quotePrefix
     assert wb["Exceptions"]["B2"].quotePrefix
     assert wb["Exceptions"]["D2"].value == -2  # numbers stay numbers

@@ -341,7 +341,7 @@ def _xlsx(path: Path, report: dict[str, Any]) -> None:
         append_row(ws, titles)
         for cell in ws[ws.max_row]:
             cell.font = bold
-        ws.freeze_panes = ws.cell(row=ws.max_row + 1, column=1)
+        ws.freeze_panes = f"A{ws.max_row + 1}"  # a coordinate: ws.cell() would create an empty row under it
 
     def widths(ws: Any, sizes: list[int]) -> None:
         for index, size in enumerate(sizes):

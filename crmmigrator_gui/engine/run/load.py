@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -58,8 +59,13 @@ def load(
     cancel: CancelToken | None = None,
     batch_size: int = BATCH_SIZE,
     actor: str | None = None,
+    subset: Mapping[str, Collection[str]] | None = None,
 ) -> RunResult:
-    """Run (or resume) the full load. Raises BlockedError while the map is unconfirmed."""
+    """Run (or resume) the full load. Raises BlockedError while the map is unconfirmed.
+
+    ``subset`` (source object -> source ids; see :mod:`.sample`) loads only that slice, in a run of kind
+    ``sample`` that rolls back on its own; the full load later finds its records by key and adopts them.
+    """
     assert_confirmed(project)
     playbook = load_playbook(project.source, project.target, project.edition)
     prepare: Any = ensure_schema
@@ -70,9 +76,12 @@ def load(
         prepare, runner = load_salesforce.ensure_schema, load_salesforce._SfRunner
     with destination(project) as client:
         prepare(project, playbook, client, progress)
-        return runner(  # type: ignore[no-any-return]
+        active = runner(
             project, playbook, client, progress, cancel or CancelToken(), batch_size, actor or current_actor()
-        ).run()
+        )
+        if subset is not None:
+            active.subset, active.kind = {obj: set(ids) for obj, ids in subset.items()}, "sample"
+        return active.run()  # type: ignore[no-any-return]
 
 
 def ensure_schema(
@@ -106,6 +115,9 @@ def owner_for_unmatched(project: Project, client: Any) -> str:
 
 
 class _Runner:
+    kind = "load"
+    subset: dict[str, set[str]] | None = None  # a sample's slice: source object -> source ids
+
     def __init__(
         self,
         project: Project,
@@ -135,19 +147,20 @@ class _Runner:
     # ------------------------------------------------------------------ run bookkeeping
     def _open_run(self) -> int:
         row = self.project.query(
-            "SELECT id FROM runs WHERE kind = 'load' AND status IN ('running', 'cancelled', 'interrupted') "
-            "ORDER BY id DESC LIMIT 1"
+            "SELECT id FROM runs WHERE kind = ? AND status IN ('running', 'cancelled', 'interrupted') "
+            "ORDER BY id DESC LIMIT 1",
+            (self.kind,),
         )
         target = json.dumps({"url": self._target_url()})
-        with self.project.step("load start", {"resume": bool(row)}, actor=self.actor):
+        with self.project.step(f"{self.kind} start", {"resume": bool(row)}, actor=self.actor):
             if row:
                 run_id = int(row[0]["id"])
                 self.project.db.conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
             else:
                 cur = self.project.db.conn.execute(
                     "INSERT INTO runs (kind, status, started_at, actor, target, stats) VALUES "
-                    "('load', 'running', ?, ?, ?, '{}')",
-                    (now_iso(), self.actor, target),
+                    "(?, 'running', ?, ?, ?, '{}')",
+                    (self.kind, now_iso(), self.actor, target),
                 )
                 run_id = int(cur.lastrowid or 0)
         self.seq = int(
@@ -192,7 +205,10 @@ class _Runner:
         return self._finish(status)
 
     def _finish(self, status: str) -> RunResult:
-        result = summarize(self.project, self.run_id, kind="load", status=status)
+        result = summarize(self.project, self.run_id, kind=self.kind, status=status)
+        if self.subset is not None:  # a sample counts its slice, not the whole staged object
+            for entry in result.objects:
+                entry["source_records"] = len(self.subset.get(entry["source_object"], ()))
         if status == "completed" and any(o["failed"] for o in result.objects):
             status = "completed_with_failures"
             result.status = status
@@ -208,7 +224,9 @@ class _Runner:
             if note not in self.warnings:
                 self.warnings.append(note)
         result.warnings = self.warnings
-        with self.project.step(f"load {status}", {"run_id": self.run_id, "requests": requests}, actor=self.actor):
+        with self.project.step(
+            f"{self.kind} {status}", {"run_id": self.run_id, "requests": requests}, actor=self.actor
+        ):
             self.project.db.conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, stats = ?, requests = ?, seconds = ? WHERE id = ?",
                 (status, now_iso(), json.dumps(result.to_json()), result.requests, result.seconds, self.run_id),
@@ -250,7 +268,7 @@ class _Runner:
     # ------------------------------------------------------------------ parts
     def _records(self, part: Part) -> list[tuple[str, dict[str, Any], list[tuple[str, dict[str, Any]]] | None]]:
         """(destination source id, representative raw row, group members) for the part."""
-        rows = list(self.project.iter_staged(part.obj))
+        rows = [(sid, raw) for sid, raw in self.project.iter_staged(part.obj) if self._wanted(part.obj, sid)]
         if not part.group_by:
             return [(sid, raw, None) for sid, raw in rows]
         groups: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
@@ -258,6 +276,10 @@ class _Runner:
         for sid, raw in rows:
             groups[group_id(part, raw, columns)].append((sid, raw))
         return [(gid, members[0][1], members) for gid, members in groups.items()]
+
+    def _wanted(self, obj: str, source_id: str) -> bool:
+        """Whether a staged row belongs to this run (a sample's slice holds whole groups of merged parts)."""
+        return self.subset is None or source_id in self.subset.get(obj, ())
 
     def _load_part(self, part: Part, done_before: dict[tuple[str, str], str], pending_keys: set[str]) -> None:
         meta = self.client.entity(part.entity)
@@ -473,6 +495,8 @@ class _Runner:
         nav = meta.nav_property(link["column"], target.entity)
         wanted: dict[str, tuple[str, str, str]] = {}
         for sid, raw in self.project.iter_staged(part.obj):
+            if not self._wanted(part.obj, sid):
+                continue
             value = self.builder.role_value(part.obj, link["by_role"], raw)
             here = self.xref.get((part.entity, self.builder.key(part, sid)))
             there = self.xref.get((target.entity, self.builder.key(target, value))) if value else None

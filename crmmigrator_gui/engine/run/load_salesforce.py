@@ -437,6 +437,8 @@ class _SfRunner(_Runner):
         column = link["column"]
         wanted: dict[str, tuple[str, str, str]] = {}
         for sid, raw in self.project.iter_staged(part.obj):
+            if not self._wanted(part.obj, sid):
+                continue
             value = self.builder.role_value(part.obj, link["by_role"], raw)
             key = self.builder.key(part, sid)
             here = self.xref.get((part.entity, key))
