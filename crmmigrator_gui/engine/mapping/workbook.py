@@ -371,6 +371,9 @@ def apply_review(project: Project, diff: ReviewDiff, *, actor: str | None = None
                       actor=who):  # fmt: skip
         for change in diff.changes:
             _apply(project, change, who, at, diff.workbook, options)
+    from crmmigrator_gui.engine.mapping.maps import remember  # maps imports values; import late, no cycle
+
+    remember(project)  # the customer's confirmed choices teach the mapping memory too
     return len(diff.changes)
 
 
