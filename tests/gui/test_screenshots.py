@@ -176,9 +176,9 @@ def test_screenshots_of_every_page(qtbot, wizard, driver, tmp_path, sample_expor
 
     results = wizard.results_page
     driver.wait_idle(results)
-    shots.append(_shot(wizard, folder, "06a-results"))
+    shots.append(_shot(wizard, folder, "06e-results-after-the-flow"))
     driver.run(results.rollback_button, results)
-    shots.append(_shot(wizard, folder, "06b-results-rolled-back"))
+    shots.append(_shot(wizard, folder, "06f-results-flow-rolled-back"))
 
     assert all(p.stat().st_size > 10_000 for p in shots)
 
@@ -210,3 +210,93 @@ def test_screenshot_of_a_dirty_export_in_preflight(qtbot, wizard, driver, tmp_pa
     assert not page.isComplete()
     shot = _shot(wizard, folder, "04r-preflight-blocking")
     assert shot.stat().st_size > 10_000
+
+
+def test_screenshots_of_reconcile_and_rollback(qtbot, wizard, tmp_path, sample_export):
+    """Reconcile & Rollback on real data: two runs, then the office edits a payment and an account at the
+    destination; the totals show the mismatch, rollback of all runs refuses the edited account."""
+    import json
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    from crmmigrator_gui.engine.mapping import maps
+    from crmmigrator_gui.engine.project.store import Project
+    from crmmigrator_gui.engine.run.load import load
+    from crmmigrator_gui.engine.source.importer import import_paths
+    from crmmigrator_gui.engine.target.connection import destination
+    from crmmigrator_gui.gui.wizard import MigratorWizard
+
+    folder = Path(os.environ.get("CRMMIGRATOR_SCREENSHOTS_DIR") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "acme-field-services.cmproj"
+    project = Project.create(path, source="octopuspro", target="dynamics365")
+    try:
+        import_paths(project, sample_export)
+        maps.run_automap(project)
+        maps.accept(project, actor="consultant")
+        load(project)
+        email = next(c for c in next(project.iter_staged("customers"))[1] if "mail" in c.lower())
+        for sid, raw in list(project.iter_staged("customers"))[:3]:  # cutover-day corrections, loaded again
+            raw[email] = f"accounts+{sid}@example.org"
+            with project.transaction():
+                project.db.conn.execute(
+                    "UPDATE staging SET raw = ? WHERE object = 'customers' AND source_id = ?", (json.dumps(raw), sid)
+                )
+        load(project)
+        payment = project.query("SELECT dest_id FROM crosswalk WHERE target_entity = 'new_payment' LIMIT 1")[0]
+        account = project.query(
+            "SELECT dest_id FROM crosswalk WHERE target_entity = 'account' AND action = 'created' LIMIT 1 OFFSET 5"
+        )[0]
+        amount = next(
+            r["target_field"]
+            for r in project.query("SELECT target_field FROM field_maps WHERE target_entity = 'new_payment'")
+            if r["target_field"] and "amount" in r["target_field"]
+        )
+        with destination(project) as client:  # the office edits two records after the load, over the API
+            for entity_set, dest_id, body in (
+                ("new_payments", payment["dest_id"], {amount: 1234.5}),
+                (
+                    "accounts",
+                    account["dest_id"],
+                    {"name": "Harbourside Dental (new owner)", "telephone1": "+61 2 9000 1234"},
+                ),
+            ):
+                response = client.send("PATCH", f"{entity_set}({dest_id})", body, {"If-Match": "*"})
+                assert response.status_code == 204, response.text
+    finally:
+        project.close()
+
+    wizard.resize(*SIZE)
+    wizard.project_page.choose_existing(path)
+    wizard.setStartId(MigratorWizard.RESULTS)
+    wizard.restart()
+    page = wizard.results_page
+    qtbot.waitUntil(lambda: page.runner.idle and page.report is not None, timeout=60_000)
+    assert any(t["verdict"] == "mismatch" for t in page.report["field_totals"])
+    shots = [_shot(wizard, folder, "06a-reconcile")]
+
+    page.tabs.setCurrentWidget(page.panel)
+    page.panel.select_run(2)
+    shots.append(_shot(wizard, folder, "06b-rollback-panel"))
+
+    _run(qtbot, page, lambda: qtbot.mouseClick(page.panel.rollback_all_button, Qt.MouseButton.LeftButton))
+    assert page.panel.refused_box.isVisible()
+    shots.append(_shot(wizard, folder, "06c-rollback-refused"))
+
+    def confirm() -> None:
+        box = getattr(page.panel, "confirm_box", None)
+        if box is None or not box.isVisible():
+            QTimer.singleShot(20, confirm)
+            return
+        box.button(QMessageBox.StandardButton.Yes).click()
+
+    QTimer.singleShot(0, confirm)
+    _run(qtbot, page, lambda: qtbot.mouseClick(page.panel.force_button, Qt.MouseButton.LeftButton))
+    assert page.report["totals"]["loaded"] == 0
+    page.tabs.setCurrentWidget(page.audit)
+    page.audit.show_run(1)
+    page.audit.search_edit.setText("account")
+    page.audit.apply_filter()
+    shots.append(_shot(wizard, folder, "06d-audit"))
+    assert all(p.stat().st_size > 10_000 for p in shots)

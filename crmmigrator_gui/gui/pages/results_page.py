@@ -1,185 +1,197 @@
-"""Step 6, Results: the reconciliation report per object, the failures, and one-click rollback.
+"""Step 7, Reconcile & Rollback: the reconciliation report, the run ledger with rollback, and the audit log.
 
-The report is built on a worker (it reads the whole crosswalk), and so is the rollback, which
-deletes what the run created and restores what it updated, with progress and Cancel.
+Three tabs over one page-level worker: Reconciliation (counts per object, field totals and picklist
+distributions read back from the destination, failures by source id), Runs & rollback (every run and what it
+touched; roll back one or all; records changed in the destination since are refused and listed, and can be
+forced after a confirmation), and Audit (search, filters, a lazy table, CSV/XLSX export).
+
+Building the report reads the destination back over HTTP, so it runs on the worker like the rollback and
+the exports (the PDF is printed by the engine's child process, not on the GUI thread).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
-    QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
-    QSplitter,
-    QStackedWidget,
-    QTableView,
+    QTabWidget,
     QVBoxLayout,
 )
 
 from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent
 from crmmigrator_gui.engine.project.store import Project
+from crmmigrator_gui.engine.report.audit import AuditFilter, export
 from crmmigrator_gui.engine.report.files import write_report
 from crmmigrator_gui.engine.report.report import build_report
-from crmmigrator_gui.engine.run.results import RunResult, explain
 from crmmigrator_gui.engine.run.rollback import rollback
-from crmmigrator_gui.gui.models import Column, RecordsModel
+from crmmigrator_gui.gui.pages.audit_view import AuditView
 from crmmigrator_gui.gui.pages.base import BasePage, hint, set_banner
-from crmmigrator_gui.gui.widgets import configure_table, heading
+from crmmigrator_gui.gui.pages.results_reconcile import COUNT_COLUMNS, FAILURE_COLUMNS, ReconcileView
+from crmmigrator_gui.gui.pages.results_runs import RollbackPanel, run_summaries
+from crmmigrator_gui.gui.widgets import heading
 
-COUNT_COLUMNS = [
-    Column("source_object", "Object"),
-    Column("target_entity", "Destination table"),
-    Column("source_records", "Source records", numeric=True),
-    Column("loaded", "Loaded", numeric=True),
-    Column("created", "Created", numeric=True),
-    Column("updated", "Updated", numeric=True),
-    Column("unchanged", "Unchanged", numeric=True),
-    Column("failed", "Failed", numeric=True, alert=True),
-    Column("skipped", "Skipped", numeric=True),
-]
-FAILURE_COLUMNS = [
-    Column("source_object", "Object"),
-    Column("source_id", "Source id"),
-    Column("action", "Outcome"),
-    Column("reason", "Reason"),
-]
+__all__ = ["COUNT_COLUMNS", "FAILURE_COLUMNS", "REPORT_FORMATS", "ResultsPage"]
+
+#: Export format → file-dialog filter.
+REPORT_FORMATS = {
+    "xlsx": "Excel workbook with charts (*.xlsx)",
+    "html": "Web page (*.html)",
+    "pdf": "PDF document (*.pdf)",
+}
 
 
-def _report_operation(project: Project, _progress: ProgressCallback, _cancel: CancelToken) -> dict[str, Any]:
-    return build_report(project)
+def _refresh_operation(project: Project, progress: ProgressCallback, _cancel: CancelToken) -> dict[str, Any]:
+    progress(ProgressEvent("report", "read-back", 0, 2, message="Reading totals back from the destination…"))
+    report = build_report(project)
+    progress(ProgressEvent("report", "runs", 1, 2, message="Counting what each run touched…"))
+    return {"report": report, "runs": run_summaries(project)}
 
 
-def _rollback_operation(project: Project, progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
-    results: list[RunResult] = rollback(project, progress=progress, cancel=cancel)
-    return {"runs": [r.to_json() for r in results], "report": build_report(project)}
+def _rollback_operation(
+    run_id: int | None,
+    all_runs: bool,
+    force: bool,
+    project: Project,
+    progress: ProgressCallback,
+    cancel: CancelToken,
+) -> dict[str, Any]:
+    results = rollback(project, run_id=run_id, all_runs=all_runs, force=force, progress=progress, cancel=cancel)
+    outcome = [
+        {
+            "run_id": r.run_id,
+            "status": r.status,
+            "objects": r.objects,
+            "warnings": r.warnings,
+            "failures": r.failures,  # all of them: the panel lists every refused record
+            "requests": r.requests,
+        }
+        for r in results
+    ]
+    return {"results": outcome, "forced": force, **_refresh_operation(project, progress, cancel)}
 
 
-def _save_operation(path: Path, project: Project, _progress: ProgressCallback, _cancel: CancelToken) -> Path:
-    write_report(path, build_report(project))
+def _export_report_operation(
+    path: Path, report: dict[str, Any], _project: Project, _progress: ProgressCallback, _cancel: CancelToken
+) -> Path:
+    write_report(path, report)
     return path
 
 
+def _export_audit_operation(
+    path: Path, flt: AuditFilter, project: Project, _progress: ProgressCallback, _cancel: CancelToken
+) -> tuple[Path, int]:
+    return path, export(project, path, flt)
+
+
 class ResultsPage(BasePage):
-    """Reconcile what arrived with what the source held; roll back if needed."""
+    """Reconcile what arrived with what the source held; roll runs back; search the audit log."""
 
     def __init__(self) -> None:
         super().__init__(
-            "Results",
-            "Reconcile the destination with the source, object by object. Every failure is listed with its "
-            "reason and source id. Rollback removes what the last run created and restores what it updated.",
+            "Reconcile & Rollback",
+            "What the destination now holds, read back and compared with the source. Roll back any run: what it "
+            "created is deleted, what it updated gets its prior values back; changes made since are not overwritten.",
         )
         self.report: dict[str, Any] | None = None
+        self.runs: list[dict[str, Any]] = []
+        self.last_rollback: dict[str, Any] | None = None
         self.headline = heading("Building the reconciliation report…")
         self.subline = hint(QLabel(""))
         self.subline.setWordWrap(True)
 
-        self.counts_model = RecordsModel(COUNT_COLUMNS, self)
-        self.counts_view = QTableView()
-        configure_table(self.counts_view)
-        self.counts_view.setModel(self.counts_model)
-        self.counts_view.verticalHeader().hide()
-        self.counts_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        header = self.counts_view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        counts_box = QGroupBox("Counts per object")
-        QVBoxLayout(counts_box).addWidget(self.counts_view)
+        self.reconcile = ReconcileView()
+        self.counts_model = self.reconcile.counts_model
+        self.failures_model = self.reconcile.failures_model
+        self.panel = RollbackPanel()
+        self.rollback_button = self.panel.rollback_button
+        self.audit = AuditView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.reconcile, "Reconciliation")
+        self.tabs.addTab(self.panel, "Runs && rollback")
+        self.tabs.addTab(self.audit, "Audit log")
 
-        self.failures_model = RecordsModel(FAILURE_COLUMNS, self)
-        self.failures_view = QTableView()
-        configure_table(self.failures_view)
-        self.failures_view.setModel(self.failures_model)
-        self.failures_view.verticalHeader().hide()
-        fheader = self.failures_view.horizontalHeader()
-        fheader.resizeSection(0, 130)
-        fheader.resizeSection(1, 160)
-        fheader.resizeSection(2, 90)
-        fheader.setStretchLastSection(True)
-        self.no_failures = QLabel("No failures: every source record reached the destination.")
-        self.no_failures.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.no_failures.setStyleSheet("color:#1c5e33;")
-        self.failures_stack = QStackedWidget()
-        self.failures_stack.addWidget(self.failures_view)
-        self.failures_stack.addWidget(self.no_failures)
-        self.failures_box = QGroupBox("Failures")
-        QVBoxLayout(self.failures_box).addWidget(self.failures_stack)
-
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(counts_box)
-        splitter.addWidget(self.failures_box)
-        splitter.setSizes([300, 160])
-        splitter.setChildrenCollapsible(False)
-
-        self.rollback_button = QPushButton("Roll back the last run")
-        self.save_button = QPushButton("Save report…")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Build the report again, reading the destination back")
+        self.export_buttons = {fmt: QPushButton(f"Export {fmt.upper()}…") for fmt in REPORT_FORMATS}
         actions = QHBoxLayout()
-        actions.addWidget(self.rollback_button)
+        actions.addWidget(self.refresh_button)
         actions.addWidget(self.progress, 1)
         actions.addWidget(self.cancel_button)
         actions.addStretch(0)
-        actions.addWidget(self.save_button)
+        actions.addWidget(hint(QLabel("Report:")))
+        for button in self.export_buttons.values():
+            actions.addWidget(button)
 
         self.banner = QLabel()
         self.banner.setWordWrap(True)
         set_banner(self.banner, "")
 
         layout = QVBoxLayout(self)
-        layout.setSpacing(8)
+        layout.setSpacing(6)
         layout.addWidget(self.headline)
         layout.addWidget(self.subline)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.tabs, 1)
         layout.addLayout(actions)
         layout.addWidget(self.banner)
 
-        self.rollback_button.clicked.connect(self.start_rollback)
+        self.refresh_button.clicked.connect(self.refresh_report)
         self.cancel_button.clicked.connect(self.runner.cancel)
-        self.save_button.clicked.connect(self.choose_report_file)
+        for fmt, button in self.export_buttons.items():
+            button.clicked.connect(functools.partial(self.choose_report_file, fmt))
+        self.panel.rollback_requested.connect(self.start_rollback)
+        self.panel.audit_requested.connect(self._show_run_in_audit)
+        self.audit.export_requested.connect(self.choose_audit_file)
+        self._update_actions()
 
     # ------------------------------------------------------------------ report
     def initializePage(self) -> None:
+        self.audit.set_project(self.state.project)
         self.refresh_report()
 
     def refresh_report(self) -> None:
         if self.runner.busy:
             return
         self.headline.setText("Building the reconciliation report…")
+        self._show_progress()
         self.runner.start(
             self.state.project_path,
-            _report_operation,
+            _refresh_operation,
             name="report",  # type: ignore[arg-type]
-            on_finished=self._report_ready,
+            on_progress=self._progress,
+            on_finished=self._refreshed,
             on_failed=self._failed,
+            on_cancelled=self._refresh_cancelled,
         )
 
     @Slot(object)
-    def _report_ready(self, report: dict[str, Any]) -> None:
-        self.show_report(report)
+    def _refreshed(self, outcome: dict[str, Any]) -> None:
+        self.progress.setVisible(False)
+        self.show_report(outcome["report"])
+        self.show_runs(outcome["runs"])
+
+    def show_runs(self, runs: list[dict[str, Any]]) -> None:
+        self.runs = runs
+        self.panel.set_runs(runs)
+        self.audit.set_runs([int(r["id"]) for r in runs])
+        self.audit.refresh()
+        self.tabs.setTabText(1, f"Runs && rollback ({len(runs)})")
 
     def show_report(self, report: dict[str, Any]) -> None:
         self.report = report
         totals = report["totals"]
-        objects = report["objects"]
-        total_row = {
-            "source_object": "Total",
-            "target_entity": "",
-            **{c.key: sum(o.get(c.key, 0) for o in objects) for c in COUNT_COLUMNS if c.numeric},
-        }
-        self.counts_model.set_rows(objects, total=total_row)
         run = report.get("run")
         self.headline.setText(
             f"{totals['source_records']:,} source records · {totals['loaded']:,} loaded · "
@@ -187,116 +199,215 @@ class ResultsPage(BasePage):
         )
         if run:
             self.subline.setText(
-                f"{report['pair']} ({report['edition'].title()}) — run {run['id']} "
-                f"{run['status'].replace('_', ' ')}, {run['requests']:,} requests, "
-                f"started {run['started_at']}."
+                f"{report['pair']} ({report['edition'].title()}) — load run {run['id']} "
+                f"{run['status'].replace('_', ' ')}, {run['requests']:,} requests, started {run['started_at']}."
             )
         else:
-            rolled = [r for r in report.get("runs", []) if r["status"] == "rolled_back"]
+            rolled = [str(r["id"]) for r in report.get("runs", []) if r["status"] == "rolled_back"]
+            plural = "s" if len(rolled) > 1 else ""
             self.subline.setText(
                 f"{report['pair']} ({report['edition'].title()}) — no live load run"
-                + (f"; run {rolled[-1]['id']} was rolled back." if rolled else ".")
+                + (f"; run{plural} {', '.join(rolled)} rolled back." if rolled else ".")
             )
-        failures = [{**f, "reason": explain(f.get("code"), f.get("message") or "")} for f in report["failures"]]
-        self.failures_model.set_rows(failures)
-        self.failures_stack.setCurrentWidget(self.failures_view if failures else self.no_failures)
-        if not failures and not run:
-            self.no_failures.setText("Nothing is loaded at the destination from this project.")
-        elif not failures:
-            self.no_failures.setText("No failures: every source record reached the destination.")
-        shown = f" (first {len(failures)})" if len(failures) >= 500 else ""
-        self.failures_box.setTitle(f"Failures: {totals['failed']:,} failed, {totals['skipped']:,} skipped{shown}")
+        self.reconcile.show_report(report)
+        mismatches = sum(1 for t in report.get("field_totals") or [] if t.get("verdict") == "mismatch")
+        self.tabs.setTabText(0, f"Reconciliation ({mismatches} mismatch)" if mismatches else "Reconciliation")
+        error = (report.get("reconciliation") or {}).get("error")
         exceptions = report.get("exceptions") or []
-        if exceptions:
+        if error and run:
+            set_banner(self.banner, f"Totals were not read back: {error}.", "warning")
+        elif mismatches:
             set_banner(
                 self.banner,
-                f"{len(exceptions)} payment exception(s) (refunds, partial or over-payments) "
-                "to reconcile by hand; they are listed in the saved report.",
+                f"{mismatches} field total(s) differ from what was loaded: the destination holds something else now "
+                "(edited or deleted after the load). See Field totals.",
+                "error",
+            )
+        elif exceptions:
+            set_banner(
+                self.banner,
+                f"{len(exceptions)} payment exception(s) (refunds, partial or over-payments) to reconcile by hand; "
+                "they are listed in the exported report.",
                 "warning",
             )
-        self.rollback_button.setEnabled(run is not None and not self.runner.busy)
+        self._update_actions()
+
+    @Slot(object)
+    def _progress(self, event: ProgressEvent) -> None:
+        if event.step == "rollback":
+            self.progress.setRange(0, max(event.total, 1))
+            self.progress.setValue(event.done)
+            self.progress.setFormat(f"Rolling back {event.obj}: {event.done:,} / {event.total:,}")
+        else:
+            self.progress.setRange(0, 0)  # the read-back has no record count to show
+            self.progress.setFormat(event.message or "Working…")
+            self.headline.setText(event.message or self.headline.text())
+
+    def _show_progress(self) -> None:
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(True)
 
     @Slot(str)
     def _failed(self, message: str) -> None:
         self.progress.setVisible(False)
+        if self.report is None:
+            self.headline.setText("The reconciliation report could not be built.")
         set_banner(self.banner, message, "error")
 
+    @Slot()
+    def _refresh_cancelled(self) -> None:
+        self.progress.setVisible(False)
+        set_banner(self.banner, "Report cancelled; press Refresh to build it again.", "warning")
+
     # ------------------------------------------------------------------ rollback
-    def start_rollback(self) -> None:
+    @Slot(object, bool, bool)
+    def start_rollback(self, run_id: int | None = None, all_runs: bool = False, force: bool = False) -> None:
+        """Roll back ``run_id`` (the selected run when None), or every run newest first, on the worker."""
         if self.runner.busy:
             return
+        if run_id is None and not all_runs:
+            selected = self.panel.selected_run()
+            run_id = int(selected["id"]) if selected else None
         set_banner(self.banner, "")
-        self.progress.setRange(0, 0)
-        self.progress.setVisible(True)
+        self._show_progress()
+        self.progress.setFormat("Starting the rollback…")
         self.runner.start(
             self.state.project_path,
-            _rollback_operation,
-            name="rollback",  # type: ignore[arg-type]
-            on_progress=self._rollback_progress,
+            functools.partial(_rollback_operation, run_id, all_runs, force),  # type: ignore[arg-type]
+            name="rollback",
+            on_progress=self._progress,
             on_finished=self._rollback_finished,
             on_failed=self._failed,
             on_cancelled=self._rollback_cancelled,
         )
 
     @Slot(object)
-    def _rollback_progress(self, event: ProgressEvent) -> None:
-        self.progress.setRange(0, max(event.total, 1))
-        self.progress.setValue(event.done)
-        self.progress.setFormat(f"Rolling back {event.obj}: {event.done:,} / {event.total:,}")
-
-    @Slot(object)
     def _rollback_finished(self, outcome: dict[str, Any]) -> None:
         self.progress.setVisible(False)
+        self.last_rollback = outcome
         self.show_report(outcome["report"])
-        deleted = sum(o.get("deleted", 0) for run in outcome["runs"] for o in run["objects"])
-        problems = [w for run in outcome["runs"] for w in run.get("warnings", [])]
-        ids = ", ".join(str(run["run_id"]) for run in outcome["runs"])
-        text = (
-            f"Rolled back run {ids}: deleted the {deleted:,} destination record(s) it created and restored "
-            "the ones it updated."
+        self.show_runs(outcome["runs"])
+        results = outcome["results"]
+        self.panel.show_outcome(results)
+        deleted = sum(o.get("deleted", 0) for r in results for o in r["objects"])
+        refused = sum(1 for r in results for f in r["failures"] if f.get("action") == "refused")
+        forced = sum(1 for r in results for f in r["failures"] if f.get("action") == "forced")
+        problems = sum(len(r["warnings"]) for r in results) - (1 if refused else 0) - (1 if forced else 0)
+        done = [str(r["run_id"]) for r in results if r["status"] == "rolled_back"]
+        partial = [str(r["run_id"]) for r in results if r["status"] != "rolled_back"]
+        runs = " and ".join(
+            ([f"Rolled back run {', '.join(done)}"] if done else [])
+            + ([f"{'part of ' if done else 'Rolled back part of '}run {', '.join(partial)}"] if partial else [])
         )
-        if problems:
-            text += f" {len(problems)} record(s) could not be rolled back; run Rollback again to retry."
-        set_banner(self.banner, text, "warning" if problems else "success")
+        text = (
+            f"{runs}: deleted {deleted:,} destination record(s) created by the run{'s' if len(results) > 1 else ''} "
+            "and restored the ones updated."
+        )
+        if forced:
+            text += f" {forced:,} record(s) changed after the run were overwritten (forced; recorded in the audit log)."
+        if refused:
+            text += (
+                f" {refused:,} record(s) changed in the destination after the run were left as they are: see the "
+                "list below; roll back anyway to overwrite them."
+            )
+        if problems > 0:
+            text += f" {problems} record(s) could not be rolled back; roll back again to retry."
+        self.tabs.setCurrentWidget(self.panel)
+        set_banner(self.banner, text, "warning" if refused or problems > 0 else "success")
 
     @Slot()
     def _rollback_cancelled(self) -> None:
         self.progress.setVisible(False)
-        set_banner(self.banner, "Rollback cancelled; press it again to finish the remaining records.", "warning")
+        set_banner(self.banner, "Rollback cancelled; roll back again to finish the remaining records.", "warning")
         self.refresh_report()
 
-    # ------------------------------------------------------------------ saving
-    def choose_report_file(self) -> None:
+    def _show_run_in_audit(self, run_id: int) -> None:
+        self.audit.show_run(run_id)
+        self.tabs.setCurrentWidget(self.audit)
+
+    # ------------------------------------------------------------------ exports
+    def _default_path(self, name: str) -> str:
         project_path = self.state.project_path
-        start = str(project_path.with_suffix(".report.xlsx")) if project_path else ""
+        return str(project_path.with_name(f"{project_path.stem}.{name}")) if project_path else name
+
+    def choose_report_file(self, fmt: str) -> None:
         name, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save the reconciliation report",
-            start,
-            "Excel workbook (*.xlsx);;Web page (*.html);;JSON (*.json)",
+            self, "Export the reconciliation report", self._default_path(f"reconciliation.{fmt}"), REPORT_FORMATS[fmt]
         )
         if name:
-            self.save_report(Path(name))
+            path = Path(name)
+            self.save_report(path if path.suffix.lower() == f".{fmt}" else path.with_name(f"{path.name}.{fmt}"))
 
     def save_report(self, path: Path) -> None:
-        if self.runner.busy:
+        """Write the report shown (.xlsx, .html, .pdf or .json) on the worker; the PDF prints in a child process."""
+        if self.runner.busy or self.report is None:
             return
+        self._show_progress()
+        self.progress.setFormat(f"Writing {path.name}…")
         self.runner.start(
             self.state.project_path,
-            functools.partial(_save_operation, path),  # type: ignore[arg-type]
+            functools.partial(_export_report_operation, path, copy.deepcopy(self.report)),  # type: ignore[arg-type]
             name="report export",
-            on_finished=self._saved,
+            on_finished=self._report_saved,
             on_failed=self._failed,
         )
 
     @Slot(object)
-    def _saved(self, path: Path) -> None:
+    def _report_saved(self, path: Path) -> None:
+        self.progress.setVisible(False)
         set_banner(self.banner, f"Report saved to {path}.", "success")
 
+    def choose_audit_file(self, fmt: str, flt: AuditFilter) -> None:
+        title = "Export the audit log" + (" (filtered)" if flt != AuditFilter() else "")
+        name, _ = QFileDialog.getSaveFileName(
+            self,
+            title,
+            self._default_path(f"audit.{fmt}"),
+            "CSV (*.csv)" if fmt == "csv" else "Excel workbook (*.xlsx)",
+        )
+        if name:
+            path = Path(name)
+            self.export_audit(path if path.suffix.lower() == f".{fmt}" else path.with_name(f"{path.name}.{fmt}"), flt)
+
+    def export_audit(self, path: Path, flt: AuditFilter) -> None:
+        """Write the entries matching ``flt`` to .csv or .xlsx on the worker (streamed, never all in memory)."""
+        if self.runner.busy:
+            return
+        self._show_progress()
+        self.progress.setFormat(f"Writing {path.name}…")
+        self.runner.start(
+            self.state.project_path,
+            functools.partial(_export_audit_operation, path, flt),  # type: ignore[arg-type]
+            name="audit export",
+            on_finished=self._audit_saved,
+            on_failed=self._failed,
+        )
+
+    @Slot(object)
+    def _audit_saved(self, outcome: tuple[Path, int]) -> None:
+        self.progress.setVisible(False)
+        path, count = outcome
+        set_banner(self.banner, f"{count:,} audit entr{'y' if count == 1 else 'ies'} saved to {path}.", "success")
+
+    # ------------------------------------------------------------------ state
     def busy_changed(self, busy: bool) -> None:
+        if not busy:
+            self.progress.setVisible(False)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        busy = self.runner.busy
         self.cancel_button.setEnabled(busy)
-        self.save_button.setEnabled(not busy)
-        self.rollback_button.setEnabled(not busy and bool(self.report and self.report.get("run")))
+        self.refresh_button.setEnabled(not busy)
+        for button in self.export_buttons.values():
+            button.setEnabled(not busy and self.report is not None)
+        self.panel.set_busy(busy)
+        self.audit.export_csv_button.setEnabled(not busy and self.audit.model.total > 0)
+        self.audit.export_xlsx_button.setEnabled(not busy and self.audit.model.total > 0)
 
     def isComplete(self) -> bool:
         return not self.runner.busy
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.audit.set_project(None)  # the wizard closes the project next; drop the model's hold on it
