@@ -158,6 +158,24 @@ def test_a_record_changed_after_the_run_is_refused_then_forced(seeded):
     assert after[created["dest_id"]] == {k: v for k, v in current.items() if k not in VOLATILE and "@" not in k}
     assert after[updated["dest_id"]]["name"] == "Renamed by the office"
     assert project.scalar("SELECT status FROM runs WHERE id = ?", (partial.run_id,)) == "rollback_incomplete"
+    # The report counts what is still loaded: only source records with a part the rollback left behind.
+    from crmmigrator_gui.engine.report.report import build_report
+
+    still = {
+        r["source_object"]: r["n"]
+        for r in project.query(
+            "SELECT source_object, COUNT(DISTINCT source_id) AS n FROM crosswalk WHERE run_id = ? AND action IN "
+            "('created', 'updated', 'unchanged') AND (rolled_back_at IS NULL OR action = 'unchanged') "
+            "GROUP BY source_object",
+            (partial.run_id,),
+        )
+    }
+    report = build_report(project, read_back=False)
+    customers = next(o for o in report["objects"] if o["source_object"] == "customers")
+    assert customers["loaded"] == still["customers"] >= 2  # the two refused accounts' customers
+    assert customers["rolled_back"] == customers["source_records"] - customers["loaded"] - customers["failed"] - (
+        customers["skipped"]
+    )
 
     again = rollback(project)[0]  # resumable: still refused, nothing else to do
     assert again.status == "rollback_incomplete"

@@ -37,6 +37,7 @@ from crmmigrator_gui.engine.mapping.names import (
     do_not_migrate_kind,
     is_row_number_header,
     match_name,
+    normalize,
     row_number_reason,
     slug,
     tokens_of,
@@ -684,7 +685,12 @@ class _Context:
         samples = _profile_values(profile, "samples")
         if col_type == "Integer" and any(str(v).startswith("0") and len(str(v)) > 1 for v in samples):
             col_type = "String"  # codes with leading zeros ("0012") must stay text
+        identifier_words = {"code", "pin", "zip", "postcode", "phone", "number", "id", "ref", "reference", "sku"}
+        if col_type in ("Integer", "Decimal") and identifier_words & set(normalize(column).split()):
+            col_type = "String"  # a gate code or a reference is an identifier, not a quantity to sum
         transform = _transform_for(self.playbook, None, profile)
+        if col_type == "String" and transform.get("type") in ("integer", "decimal", "money"):
+            transform = {"type": "text"}
         transform["custom_type"] = col_type
         return Proposal(
             obj.name,

@@ -32,6 +32,16 @@ def build_report(project: Project, *, read_back: bool = True, client: Any = None
     run = live[0] if live else None
     summary = summarize(project, run["id"], kind="load", status=run["status"]) if run else None
     by_obj = {o["source_object"]: o for o in (summary.objects if summary else [])}
+    # A partly rolled-back run: a source record whose every written part was undone is no longer loaded.
+    undone = {
+        r["source_object"]: r["n"]
+        for r in project.query(
+            "SELECT source_object, COUNT(*) AS n FROM (SELECT source_object, source_id FROM crosswalk WHERE run_id = ? "
+            "AND action IN ('created', 'updated') GROUP BY source_object, source_id "
+            "HAVING SUM(rolled_back_at IS NULL) = 0) GROUP BY source_object",
+            (run["id"] if run else -1,),
+        )
+    }
     objects = []
     order = [p.obj for p in load_order(playbook, project.source_object_names())]
     seen = []
@@ -41,7 +51,7 @@ def build_report(project: Project, *, read_back: bool = True, client: Any = None
         seen.append(name)
         counts = by_obj.get(name, {})
         first_part = next(p for p in playbook.obj(name).parts)
-        loaded = sum(counts.get(k, 0) for k in ("created", "updated", "unchanged"))
+        loaded = max(0, sum(counts.get(k, 0) for k in ("created", "updated", "unchanged")) - undone.get(name, 0))
         objects.append(
             {
                 "source_object": name,
@@ -53,6 +63,7 @@ def build_report(project: Project, *, read_back: bool = True, client: Any = None
                 "created": counts.get("created", 0),
                 "updated": counts.get("updated", 0),
                 "unchanged": counts.get("unchanged", 0),
+                "rolled_back": undone.get(name, 0),
             }
         )
     totals = {k: sum(o[k] for o in objects) for k in ("source_records", "loaded", "failed", "skipped")}
