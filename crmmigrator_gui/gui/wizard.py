@@ -1,4 +1,4 @@
-"""The migration wizard: Project → Connect → Import → Map → Pre-flight → Load → Results.
+"""The migration wizard: Project → Connect → Import → Map → Pre-flight → Sample → Load → Results.
 
 The wizard holds one plain :class:`WizardState` (the project path and the Project opened for the
 GUI thread). Pages read it in ``initializePage()``, gate Next with ``isComplete()``, and run all
@@ -22,6 +22,7 @@ from crmmigrator_gui.gui.pages.map_page import MapPage
 from crmmigrator_gui.gui.pages.preflight_page import PreflightPage
 from crmmigrator_gui.gui.pages.project_page import ProjectPage
 from crmmigrator_gui.gui.pages.results_page import ResultsPage
+from crmmigrator_gui.gui.pages.sample_page import SamplePage
 from crmmigrator_gui.gui.resources import app_icon
 from crmmigrator_gui.gui.settings import GuiSettings
 
@@ -65,7 +66,7 @@ class WizardState:
 class MigratorWizard(QWizard):
     """CRM Migrator's main window: one page per step of the migration."""
 
-    PROJECT, CONNECT, IMPORT, MAP, PREFLIGHT, LOAD, RESULTS = range(7)
+    PROJECT, CONNECT, IMPORT, MAP, PREFLIGHT, SAMPLE, LOAD, RESULTS = range(8)
 
     def __init__(self, parent: QWidget | None = None, *, settings: GuiSettings | None = None) -> None:
         super().__init__(parent)
@@ -85,6 +86,7 @@ class MigratorWizard(QWizard):
         self.import_page = ImportPage(self.settings)
         self.map_page = MapPage()
         self.preflight_page = PreflightPage()
+        self.sample_page = SamplePage()
         self.load_page = LoadPage()
         self.results_page = ResultsPage()
         for page_id, page in enumerate(self.pages()):
@@ -103,6 +105,7 @@ class MigratorWizard(QWizard):
             self.import_page,
             self.map_page,
             self.preflight_page,
+            self.sample_page,
             self.load_page,
             self.results_page,
         ]

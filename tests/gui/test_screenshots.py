@@ -167,6 +167,7 @@ def test_screenshots_of_every_page(qtbot, wizard, driver, tmp_path, sample_expor
     driver.qtbot.waitUntil(lambda: preflight.runner.idle and preflight.result is not None, timeout=60_000)
     assert preflight.isComplete(), preflight.banner.text()
     driver.next()
+    driver.sample()
 
     loader = wizard.load_page
     shots.append(_shot(wizard, folder, "05a-load-ready"))

@@ -67,6 +67,7 @@ def test_full_migration_project_to_rollback(qtbot, wizard, driver, tmp_path, sam
     assert next_button.isEnabled()
     driver.next()
     driver.preflight()
+    driver.sample()
 
     # Load
     loader = wizard.load_page
@@ -259,6 +260,7 @@ def test_closing_during_a_load_waits_for_the_worker(wizard, driver, tmp_path, sa
     driver.click(wizard.map_page.confirm_all_button)
     driver.next()
     driver.preflight()
+    driver.sample()
     driver.click(wizard.load_page.load_button)
     driver.qtbot.waitUntil(lambda: wizard.load_page.runner.thread.isRunning(), timeout=10_000)
     wizard.close()  # must cancel, quit and wait: a destroyed running QThread would abort the process
