@@ -265,3 +265,25 @@ def test_grade_estimate_and_engine_blocking_flags_are_shown(
     assert page.estimate_body.toolTip() == "1,150 records"
     assert not page.isComplete()
     assert page.model.index(0, 0, QModelIndex()).isValid()
+
+    # A record-level blocker can be accepted knowingly (audited); a project-level one never can.
+    assert page.accept_failures.isVisible()
+    assert "1 record(s)" in page.accept_failures.text()
+    page.accept_failures.setChecked(True)
+    assert page.isComplete()
+    audit = wizard.state.project.query("SELECT detail FROM audit WHERE action = 'preflight accepted with failures'")
+    assert len(audit) == 1
+    assert '"TOO_LONG"' in audit[0]["detail"]
+    page.accept_failures.setChecked(False)
+    assert not page.isComplete()
+
+    canned["findings"].append(
+        {"severity": "blocking", "code": "MAP_UNCONFIRMED", "object": None, "field": None, "source_id": None,
+         "message": "the map has unconfirmed rows"}
+    )  # fmt: skip
+    canned["blocking"] = 2
+    page.run_preflight()
+    wait_for_preflight(qtbot, page)
+    assert not page.accept_failures.isVisible()
+    page.accept_failures.setChecked(True)
+    assert not page.isComplete()

@@ -15,6 +15,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QFrame,
     QHBoxLayout,
     QHeaderView,
@@ -319,6 +320,11 @@ class PreflightPage(BasePage):
         self.banner = QLabel()
         self.banner.setWordWrap(True)
         set_banner(self.banner, "")
+        # Record-level blockers (a bad date on one booking) fail only their records; the load goes on and
+        # `load` again retries them after the fix. The consultant may accept that knowingly, and it is audited.
+        self.accept_failures = QCheckBox()
+        self.accept_failures.setVisible(False)
+        self.accept_failures.toggled.connect(self._acknowledge)
 
         layout = QVBoxLayout(self)
         layout.setSpacing(8)
@@ -326,6 +332,7 @@ class PreflightPage(BasePage):
         layout.addLayout(run_row)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.jump_hint)
+        layout.addWidget(self.accept_failures)
         layout.addWidget(self.banner)
 
         self.run_button.clicked.connect(self.run_preflight)
@@ -408,6 +415,15 @@ class PreflightPage(BasePage):
                 if blocking or self.model.rowCount(code) <= EXPAND_UP_TO:
                     self.view.expand(code)
         counts = self.model.counts()
+        records = self.record_level_blockers()
+        self.accept_failures.blockSignals(True)
+        self.accept_failures.setChecked(False)
+        self.accept_failures.blockSignals(False)
+        self.accept_failures.setVisible(bool(records))
+        self.accept_failures.setText(
+            f"Load anyway: {len(records):,} record(s) with blocking problems will fail and be listed; "
+            "fix them later and run the load again (it retries only those)"
+        )
         self._show_readiness(result, counts)
         self._show_grade((result or {}).get("grade"))
         self._show_estimate((result or {}).get("estimate"))
@@ -507,4 +523,33 @@ class PreflightPage(BasePage):
     def isComplete(self) -> bool:
         if self.runner.busy or self.result is None:
             return False
-        return max(int(self.result.get("blocking") or 0), self.model.counts()["blocking"]) == 0
+        if max(int(self.result.get("blocking") or 0), self.model.counts()["blocking"]) == 0:
+            return True
+        return self.accept_failures.isChecked() and bool(self.record_level_blockers())
+
+    def _blocking_findings(self) -> list[dict[str, Any]]:
+        return [
+            f
+            for f in (self.result or {}).get("findings") or []
+            if f.get("blocking") or (f.get("blocking") is None and f.get("severity") == "blocking")
+        ]
+
+    def record_level_blockers(self) -> set[tuple[str, str]]:
+        """(object, source id) of the records that blocking findings name — empty when any blocker is about the
+        project (an unconfirmed map, missing schema, edition limits): those can never be waved through."""
+        blocking = self._blocking_findings()
+        if not blocking or any(not f.get("source_id") for f in blocking):
+            return set()
+        return {(str(f.get("object") or ""), str(f["source_id"])) for f in blocking}
+
+    @Slot(bool)
+    def _acknowledge(self, checked: bool) -> None:
+        project = self.state.project
+        if checked and project is not None:
+            records = sorted(self.record_level_blockers())
+            with project.step(
+                "preflight accepted with failures",
+                {"records": len(records), "codes": sorted({f["code"] for f in self._blocking_findings()})},
+            ):
+                pass
+        self.completeChanged.emit()
