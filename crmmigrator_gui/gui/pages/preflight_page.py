@@ -438,7 +438,8 @@ class PreflightPage(BasePage):
             set_banner(
                 self.banner,
                 f"{counts['blocking']:,} blocking finding(s) stop the load. Fix them (double-click one to open its "
-                "field on the Map page, or correct the export and import it again), then run pre-flight again.",
+                "field on the Map page, or correct the export and import it again), then run pre-flight again"
+                + (" — or tick “Load anyway” to load the rest now." if records else "."),
                 "error",
             )
         elif counts["warning"]:
