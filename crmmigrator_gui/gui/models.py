@@ -35,7 +35,40 @@ def display_value(value: Any) -> str:
     return str(value)
 
 
-class StagingPreviewModel(QAbstractTableModel):
+class PagedRows:
+    """An LRU cache of pages read from the engine on demand, for lazy table models.
+
+    The model sets ``page_size``, ``max_cached_pages``, ``pages_fetched`` and ``_pages`` (an OrderedDict) and
+    implements ``_fetch(page_number)``; pages already shown are re-read only after they were evicted.
+    """
+
+    page_size: int
+    max_cached_pages: int
+    pages_fetched: int
+    _pages: OrderedDict[int, list[Any]]
+
+    def _fetch(self, number: int) -> list[Any]:
+        raise NotImplementedError
+
+    def _page(self, number: int) -> list[Any]:
+        page = self._pages.get(number)
+        if page is not None:
+            self._pages.move_to_end(number)
+            return page
+        page = self._fetch(number)
+        self.pages_fetched += 1
+        self._pages[number] = page
+        while len(self._pages) > self.max_cached_pages:
+            self._pages.popitem(last=False)
+        return page
+
+    def _row_at(self, row: int) -> Any:
+        page = self._page(row // self.page_size)
+        offset = row % self.page_size
+        return page[offset] if offset < len(page) else None
+
+
+class StagingPreviewModel(PagedRows, QAbstractTableModel):
     """Staged rows of one source object, fetched page by page from the engine.
 
     ``rowCount`` grows by :attr:`page_size` each time the view asks for more; pages already
@@ -103,24 +136,10 @@ class StagingPreviewModel(QAbstractTableModel):
         self._loaded += count
         self.endInsertRows()
 
-    def _page(self, number: int) -> list[tuple[str, dict[str, Any]]]:
-        page = self._pages.get(number)
-        if page is not None:
-            self._pages.move_to_end(number)
-            return page
+    def _fetch(self, number: int) -> list[tuple[str, dict[str, Any]]]:
         if self._project is None:
             return []
-        page = self._project.staged_page(self._object, number * self.page_size, self.page_size)
-        self.pages_fetched += 1
-        self._pages[number] = page
-        while len(self._pages) > self.max_cached_pages:
-            self._pages.popitem(last=False)
-        return page
-
-    def _row(self, row: int) -> tuple[str, dict[str, Any]] | None:
-        page = self._page(row // self.page_size)
-        offset = row % self.page_size
-        return page[offset] if offset < len(page) else None
+        return self._project.staged_page(self._object, number * self.page_size, self.page_size)
 
     # ------------------------------------------------------------------ presentation
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -130,7 +149,7 @@ class StagingPreviewModel(QAbstractTableModel):
             Qt.ItemDataRole.TextAlignmentRole,
         ):
             return None
-        record = self._row(index.row())
+        record = self._row_at(index.row())
         if record is None:
             return None
         value = record[1].get(self._columns[index.column()])

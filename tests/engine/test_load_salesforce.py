@@ -15,18 +15,16 @@ from datetime import datetime
 
 import pytest
 
-from crmmigrator_gui.engine.demo.octopuspro import generate_export
 from crmmigrator_gui.engine.errors import BlockedError
-from crmmigrator_gui.engine.mapping.maps import accept, run_automap
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.run import load_salesforce
 from crmmigrator_gui.engine.run.load import load
 from crmmigrator_gui.engine.run.rollback import rollback
-from crmmigrator_gui.engine.source.importer import import_paths
 from crmmigrator_gui.engine.target import salesforce as sf_module
 from crmmigrator_gui.engine.target.connection import SandboxTransport, embedded_sandbox_path
 from crmmigrator_gui.engine.target.salesforce import SalesforceClient
 from crmmigrator_gui.sandbox.salesforce.app import SalesforceSandbox
+from tests.engine.conftest import confirmed_project
 
 OBJECTS = ("Product2", "PricebookEntry", "Account", "Contact", "Field_Worker__c", "Job__c", "Opportunity",
            "Invoice__c", "Payment__c", "Quote", "Task")  # fmt: skip
@@ -36,15 +34,7 @@ OBJECTS = ("Product2", "PricebookEntry", "Account", "Contact", "Field_Worker__c"
 def sf_project(tmp_path, monkeypatch):
     """A confirmed OctopusPro → Salesforce project over a ~300-record export; field-worker users provisioned."""
     monkeypatch.setenv("CRMMIGRATOR_HOME", str(tmp_path / "home"))
-    export = generate_export(tmp_path / "export", records=300, seed=3)
-    project = Project.create(tmp_path / "p.cmproj", source="octopuspro", target="salesforce")
-    org = SalesforceSandbox(embedded_sandbox_path(project), audit_fields_permission=True)
-    for name, email in export.users:
-        org.add_user(name, email)
-    org.close()
-    import_paths(project, export.files)
-    run_automap(project)
-    accept(project, actor="tester")
+    project = confirmed_project(tmp_path, "salesforce", records=300, seed=3)
     yield project
     project.close()
 

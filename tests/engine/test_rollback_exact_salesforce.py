@@ -8,17 +8,14 @@ import json
 
 import pytest
 
-from crmmigrator_gui.engine.demo.octopuspro import generate_export
-from crmmigrator_gui.engine.mapping.maps import accept, run_automap
 from crmmigrator_gui.engine.mapping.playbook import destination_key, load_playbook
 from crmmigrator_gui.engine.plan.order import load_order
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.run.load import load
 from crmmigrator_gui.engine.run.load_salesforce import ensure_schema
 from crmmigrator_gui.engine.run.rollback import rollback
-from crmmigrator_gui.engine.source.importer import import_paths
-from crmmigrator_gui.engine.target.connection import destination, embedded_sandbox_path
-from crmmigrator_gui.sandbox.salesforce.app import SalesforceSandbox
+from crmmigrator_gui.engine.target.connection import destination
+from tests.engine.conftest import confirmed_project
 
 VOLATILE = {"LastModifiedDate", "SystemModstamp", "LastModifiedById", "LastViewedDate", "LastReferencedDate"}
 SEEDED = 3
@@ -27,15 +24,7 @@ SEEDED = 3
 @pytest.fixture
 def sf_project(tmp_path, monkeypatch):
     monkeypatch.setenv("CRMMIGRATOR_HOME", str(tmp_path / "home"))
-    export = generate_export(tmp_path / "export", records=150, seed=5)
-    project = Project.create(tmp_path / "p.cmproj", source="octopuspro", target="salesforce")
-    org = SalesforceSandbox(embedded_sandbox_path(project), audit_fields_permission=True)
-    for name, email in export.users:
-        org.add_user(name, email)
-    org.close()
-    import_paths(project, export.files)
-    run_automap(project)
-    accept(project, actor="tester")
+    project = confirmed_project(tmp_path, "salesforce", records=150, seed=5)
     yield project
     project.close()
 

@@ -25,6 +25,7 @@ from crmmigrator_gui.engine.target.dataverse import DataverseClient
 from crmmigrator_gui.engine.target.salesforce import SalesforceClient
 from crmmigrator_gui.sandbox.dataverse.app import DataverseSandbox
 from crmmigrator_gui.sandbox.salesforce.app import SalesforceSandbox
+from tests.engine.conftest import confirmed_project
 
 COLUMN = {
     "origin": "destination",
@@ -290,15 +291,7 @@ def test_a_destination_that_cannot_be_opened_leaves_the_map_reviewable(tmp_path,
 @pytest.fixture
 def sf_project(tmp_path, monkeypatch):
     monkeypatch.setenv("CRMMIGRATOR_HOME", str(tmp_path / "home"))
-    export = generate_export(tmp_path / "export", records=120, seed=4)
-    project = Project.create(tmp_path / "p.cmproj", source="octopuspro", target="salesforce")
-    org = SalesforceSandbox(embedded_sandbox_path(project), audit_fields_permission=True)
-    for name, email in export.users:
-        org.add_user(name, email)
-    org.close()
-    import_paths(project, export.files)
-    run_automap(project)
-    accept(project, actor="tester")
+    project = confirmed_project(tmp_path, "salesforce", records=120, seed=4)
     yield project
     project.close()
 

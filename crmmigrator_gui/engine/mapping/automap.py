@@ -23,6 +23,7 @@ Roles are assigned one-to-one, best first. Credentials and screen-only columns (
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -182,13 +183,16 @@ class Destination:
         return entity.lower() in self.fields
 
 
-def read_destination(project: Project, playbook: Playbook) -> Destination:
-    """Read target metadata once; any failure means "no metadata" with one note, never a failed automap."""
+def read_destination(project: Project, playbook: Playbook, client: Any = None) -> Destination:
+    """Read target metadata once (through ``client``, else the project's own connection); any failure means
+    "no metadata" with one note, never a failed automap."""
     dest = Destination()
     try:
         from crmmigrator_gui.engine.target.connection import destination
 
-        with destination(project) as client:
+        with contextlib.ExitStack() as stack:
+            if client is None:
+                client = stack.enter_context(destination(project))
             for entity in playbook.target_entities():
                 try:
                     dest.fields[entity.lower()] = _entity_fields(client, project.target, entity)
@@ -366,7 +370,7 @@ def dnm_by_content(column: str, profile: dict[str, Any] | None, records: int) ->
 
 
 def propose(
-    project: Project, *, use_destination: bool = True, propose_min: float | None = None
+    project: Project, *, use_destination: bool = True, propose_min: float | None = None, client: Any = None
 ) -> tuple[list[Proposal], list[Proposal]]:
     """Compute proposals (mapped) and unmapped rows for every imported object.
 
@@ -374,7 +378,10 @@ def propose(
     (the benchmark passes 0 to see every choice).
     """
     playbook = load_playbook(project.source, project.target, project.edition)
-    dest = read_destination(project, playbook) if use_destination else Destination(note="destination not consulted")
+    if use_destination:
+        dest = read_destination(project, playbook, client)
+    else:
+        dest = Destination(note="destination not consulted")
     recall = mapping_memory.Recall(project)
     proposals: list[Proposal] = []
     unmapped: list[Proposal] = []

@@ -7,6 +7,7 @@ mapped choice column has no destination option and nobody has decided what to do
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Callable
@@ -54,10 +55,18 @@ def run_automap(project: Project, client: Any = None) -> tuple[list[Proposal], l
     if not project.source_object_names():
         raise BlockedError("nothing imported yet; run `crmmigrator import` first")
     playbook = load_playbook(project.source, project.target, project.edition)
-    proposals, unmapped = propose(project)
-    entities = {p.target_entity for p in proposals if p.target_entity}
-    entities |= {r["target_entity"] for r in project.query("SELECT DISTINCT target_entity FROM field_maps")}
-    fetched, offline = _read_options(project, client, sorted(e for e in entities if e))
+    with contextlib.ExitStack() as stack:
+        if client is None:  # one connection for the metadata and the option sets
+            try:
+                from crmmigrator_gui.engine.target.connection import destination
+
+                client = stack.enter_context(destination(project))
+            except MigratorError:
+                client = None  # each reader notes "not read" and the map is proposed offline
+        proposals, unmapped = propose(project, client=client)
+        entities = {p.target_entity for p in proposals if p.target_entity}
+        entities |= {r["target_entity"] for r in project.query("SELECT DISTINCT target_entity FROM field_maps")}
+        fetched, offline = _read_options(project, client, sorted(e for e in entities if e))
     detail = {"proposals": len(proposals), "unmapped": len(unmapped), "options_not_read": offline}
     with project.step("automap", detail):
         conn = project.db.conn

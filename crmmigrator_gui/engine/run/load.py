@@ -527,29 +527,37 @@ class _Runner:
             touched = server_now(self.client)
             with self.project.transaction():
                 for (key, sid, here, there, current), result in zip(todo, results, strict=True):
-                    self.seq += 1
-                    self.project.db.conn.execute(
-                        "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, "
-                        "dest_id, action, prior, written, error_code, error_message, at) VALUES "
-                        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            self.run_id,
-                            self.seq,
-                            part.obj,
-                            f"{part.name}:link",
-                            sid,
-                            part.entity,
-                            key,
-                            here,
-                            "linked" if result.ok else "link_failed",
-                            json.dumps({f"{nav}@odata.bind": _bind_or_null(self.builder, target.entity, current)}),
-                            json.dumps({f"{nav}@odata.bind": there}),
-                            None if result.ok else result.error[0],
-                            None if result.ok else result.error[1],
-                            touched,
-                        ),
-                    )
+                    self._record_link(
+                        part, key, sid, here, touched,
+                        prior={f"{nav}@odata.bind": _bind_or_null(self.builder, target.entity, current)},
+                        written={f"{nav}@odata.bind": there},
+                        error=None if result.ok else result.error,
+                    )  # fmt: skip
             self.cancel.raise_if_cancelled()
+
+    def _record_link(
+        self,
+        part: Part,
+        key: str,
+        source_id: str,
+        dest_id: str,
+        touched: str,
+        *,
+        prior: dict[str, Any],
+        written: dict[str, Any],
+        error: tuple[str, str] | None,
+    ) -> None:
+        """One crosswalk row for a link written after both ends exist (rollback restores ``prior``)."""
+        self.seq += 1
+        self.project.db.conn.execute(
+            "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, dest_id, action, "
+            "prior, written, error_code, error_message, at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                self.run_id, self.seq, part.obj, f"{part.name}:link", source_id, part.entity, key, dest_id,
+                "linked" if error is None else "link_failed", json.dumps(prior), json.dumps(written),
+                None if error is None else error[0], None if error is None else error[1], touched,
+            ),
+        )  # fmt: skip
 
 
 # States a PATCH may not set: Dataverse wants the named message instead (a resolved case: CloseIncident).

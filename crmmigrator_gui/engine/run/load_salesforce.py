@@ -465,28 +465,13 @@ class _SfRunner(_Runner):
                 for (key, sid, here, there, current), result in zip(todo, results, strict=True):
                     if not result.ok:
                         self.warnings.append(f"{part.qualified} {sid}: {column} not set ({result.message})")
-                    self.seq += 1
-                    self.project.db.conn.execute(
-                        "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, "
-                        "dest_id, action, prior, written, error_code, error_message, at) VALUES "
-                        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            self.run_id,
-                            self.seq,
-                            part.obj,
-                            f"{part.name}:link",
-                            sid,
-                            part.entity,
-                            key,
-                            here,
-                            "linked" if result.ok else "link_failed",
-                            json.dumps({column: current}),
-                            json.dumps({column: there}),
-                            None if result.ok else (result.codes[0] if result.codes else "UNKNOWN_EXCEPTION"),
-                            None if result.ok else result.message,
-                            touched,
-                        ),
-                    )
+                    code = result.codes[0] if result.codes else "UNKNOWN_EXCEPTION"
+                    self._record_link(
+                        part, key, sid, here, touched,
+                        prior={column: current},
+                        written={column: there},
+                        error=None if result.ok else (code, result.message),
+                    )  # fmt: skip
             self.cancel.raise_if_cancelled()
 
 

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.report.audit import COLUMNS, STATUSES, AuditFilter, count_entries, search
-from crmmigrator_gui.gui.models import display_value
+from crmmigrator_gui.gui.models import PagedRows, display_value
 from crmmigrator_gui.gui.pages.base import hint
 from crmmigrator_gui.gui.widgets import configure_table
 
@@ -37,7 +37,7 @@ SEARCH_DELAY_MS = 300  # wait for the typing to pause before querying
 _STATUS_COLOURS = {"failed": "#b3261e", "skipped": "#8a5a00", "pending": "#1d3f6e"}
 
 
-class AuditModel(QAbstractTableModel):
+class AuditModel(PagedRows, QAbstractTableModel):
     """Audit entries matching an :class:`AuditFilter`, fetched page by page from the engine.
 
     Signals:
@@ -98,24 +98,13 @@ class AuditModel(QAbstractTableModel):
         self._loaded += count
         self.endInsertRows()
 
-    def _page(self, number: int) -> list[dict[str, Any]]:
-        page = self._pages.get(number)
-        if page is not None:
-            self._pages.move_to_end(number)
-            return page
+    def _fetch(self, number: int) -> list[dict[str, Any]]:
         if self._project is None:
             return []
-        page = search(self._project, self.filter, limit=self.page_size, offset=number * self.page_size)
-        self.pages_fetched += 1
-        self._pages[number] = page
-        while len(self._pages) > self.max_cached_pages:
-            self._pages.popitem(last=False)
-        return page
+        return search(self._project, self.filter, limit=self.page_size, offset=number * self.page_size)
 
     def entry(self, row: int) -> dict[str, Any] | None:
-        page = self._page(row // self.page_size)
-        offset = row % self.page_size
-        return page[offset] if offset < len(page) else None
+        return self._row_at(row)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ presentation
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -15,22 +15,11 @@ from typing import Any
 
 from crmmigrator_gui.engine.errors import DestinationError
 from crmmigrator_gui.engine.mapping.playbook import Playbook
+from crmmigrator_gui.engine.plan import schema
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.target.dataverse import AttributeMeta, EntityMeta
 from crmmigrator_gui.engine.target.sf_types import FieldMeta, SObjectMeta
 
-# schema-manifest column types (Dataverse vocabulary) -> (AttributeType, DateTimeBehavior)
-_DV_TYPES = {
-    "String": ("String", None),
-    "Memo": ("Memo", None),
-    "Money": ("Money", None),
-    "Decimal": ("Decimal", None),
-    "Integer": ("Integer", None),
-    "Boolean": ("Boolean", None),
-    "DateOnly": ("DateTime", "DateOnly"),
-    "DateTime": ("DateTime", "UserLocal"),
-    "Picklist": ("Picklist", None),
-}
 # Tooling field types -> describe types
 _SF_TYPES = {
     "Text": "string",
@@ -76,8 +65,6 @@ class PlannedDataverse:
     """
 
     def __init__(self, client: Any, project: Project, playbook: Playbook) -> None:
-        from crmmigrator_gui.engine.plan import schema
-
         self._client = client
         self._items: dict[str, list[Any]] = defaultdict(list)
         for item in schema.manifest(project, playbook):
@@ -116,10 +103,13 @@ class PlannedDataverse:
         for item in items:
             spec = item.spec
             if item.kind == "column" and item.name not in meta.attributes:
-                attr_type, behavior = _DV_TYPES.get(spec.get("type", "String"), ("String", None))
-                default_length = {"String": 100, "Memo": 4000}.get(attr_type)  # as schema.apply creates them
+                # The very body `schema apply` posts, so the plan cannot drift from what gets created.
+                body = schema._column_body(item, [])
                 meta.attributes[item.name] = AttributeMeta(
-                    item.name, attr_type, max_length=spec.get("max_length") or default_length, date_behavior=behavior
+                    item.name,
+                    body["AttributeType"],
+                    max_length=body.get("MaxLength"),
+                    date_behavior=(body.get("DateTimeBehavior") or {}).get("Value"),
                 )
             elif item.kind == "relationship":
                 if item.name not in meta.attributes:
