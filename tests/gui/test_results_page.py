@@ -326,8 +326,10 @@ def test_audit_search_filters_pages_and_exports(qtbot, wizard, tmp_path):
     assert f"{run_one:,} audit entries saved" in page.banner.text()
     xlsx_path = tmp_path / "out" / "audit.xlsx"
     _run(qtbot, page, lambda: page.export_audit(xlsx_path, AuditFilter(status="ok")))
-    sheet = openpyxl.load_workbook(xlsx_path, read_only=True)["Audit log"]
-    assert sum(1 for _ in sheet.iter_rows()) == count_entries(project, AuditFilter(status="ok")) + 1
+    book = openpyxl.load_workbook(xlsx_path, read_only=True)
+    rows = sum(1 for _ in book["Audit log"].iter_rows())
+    book.close()  # read-only books hold the file open until closed
+    assert rows == count_entries(project, AuditFilter(status="ok")) + 1
 
 
 def test_report_exports_write_xlsx_html_and_pdf(qtbot, wizard, tmp_path):
@@ -345,6 +347,8 @@ def test_report_exports_write_xlsx_html_and_pdf(qtbot, wizard, tmp_path):
     payments = next(t for t in page.report["field_totals"] if t["target_entity"] == "new_payment")
     assert f"{Decimal(payments['destination_total']):,}" in html
     book = openpyxl.load_workbook(out / "acme.xlsx", read_only=True)
-    assert len(book.sheetnames) >= 3
+    sheet_count = len(book.sheetnames)
+    book.close()
+    assert sheet_count >= 3
     assert "saved to" in page.banner.text()
     assert not list(out.glob(".acme.*"))  # written atomically: no temp file left
