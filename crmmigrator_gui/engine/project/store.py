@@ -110,6 +110,19 @@ MIGRATIONS: list[str] = [
         sample_run_id INTEGER, note TEXT NOT NULL DEFAULT ''
     );
     """,
+    # v3: trustworthy re-runs and deltas. The crosswalk keeps the staged row hash each outcome was built
+    # from, so `load` again can retry only the failures and the not-yet-loaded; `source_changes` records
+    # a delta's classification of every source record (new / changed / unchanged / deleted) with the row
+    # it replaced, so a delta is reviewable, resumable and its deletions reportable.
+    """
+    ALTER TABLE crosswalk ADD COLUMN row_hash TEXT;
+    CREATE TABLE source_changes (
+        delta_id INTEGER NOT NULL, object TEXT NOT NULL, source_id TEXT NOT NULL, change TEXT NOT NULL,
+        old_hash TEXT, new_hash TEXT, old_raw TEXT, run_id INTEGER, applied TEXT,
+        PRIMARY KEY (delta_id, object, source_id)
+    );
+    CREATE INDEX source_changes_change ON source_changes (delta_id, change);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -21,6 +21,7 @@ from typing import Any
 from crmmigrator_gui.engine.errors import BlockedError, CancelledError, DestinationError
 from crmmigrator_gui.engine.mapping.maps import assert_confirmed
 from crmmigrator_gui.engine.mapping.playbook import Part, Playbook, load_playbook
+from crmmigrator_gui.engine.mapping.signoff import assert_signed_off
 from crmmigrator_gui.engine.plan import schema
 from crmmigrator_gui.engine.plan.order import group_id, load_order
 from crmmigrator_gui.engine.plan.payloads import BuildError, Payload, PayloadBuilder, Skip
@@ -60,13 +61,23 @@ def load(
     batch_size: int = BATCH_SIZE,
     actor: str | None = None,
     subset: Mapping[str, Collection[str]] | None = None,
+    kind: str | None = None,
 ) -> RunResult:
-    """Run (or resume) the full load. Raises BlockedError while the map is unconfirmed.
+    """Run (or resume) the full load. Raises BlockedError (exit 3) while the map is unconfirmed, and — for a
+    full load or a delta — without a sign-off valid for the current map: a map changed after the customer
+    signed the sample off was not what they approved.
 
     ``subset`` (source object -> source ids; see :mod:`.sample`) loads only that slice, in a run of kind
-    ``sample`` that rolls back on its own; the full load later finds its records by key and adopts them.
+    ``sample`` (default with a subset) that rolls back on its own; the full load later finds its records by
+    key and adopts them. ``kind="delta"`` with a subset applies a delta's new and changed records as a run of
+    its own in the same ledger.
     """
+    kind = kind or ("load" if subset is None else "sample")
+    if kind not in ("load", "sample", "delta"):
+        raise ValueError(f"unknown run kind {kind!r}")
     assert_confirmed(project)
+    if kind != "sample":
+        assert_signed_off(project)
     playbook = load_playbook(project.source, project.target, project.edition)
     prepare: Any = ensure_schema
     runner: Any = _Runner
@@ -79,8 +90,9 @@ def load(
         active = runner(
             project, playbook, client, progress, cancel or CancelToken(), batch_size, actor or current_actor()
         )
+        active.kind = kind
         if subset is not None:
-            active.subset, active.kind = {obj: set(ids) for obj, ids in subset.items()}, "sample"
+            active.subset = {obj: set(ids) for obj, ids in subset.items()}
         return active.run()  # type: ignore[no-any-return]
 
 
