@@ -10,11 +10,18 @@ picklist; values left out of an update become inactive, the type cannot change. 
 the store and replayed on start. FLS choice (documented in ``catalog``): a Tooling-created, non-required field is
 hidden until a ``FieldPermissions`` row with ``PermissionsRead`` exists for it (any permission set counts —
 PermissionSetAssignment is not modelled, the API user holds them all); ``PermissionsEdit`` makes it writable.
+
+Setup metadata (issue 6, the rebuild package): a package's ``setup`` block installs read-only standard objects
+served by REST SOQL (Report, Dashboard, ProcessDefinition; op ``setup_object``) and Tooling-only rows
+(FlowDefinitionView, ApexTrigger, ValidationRule; op ``tooling_record``), answered by ``/tooling/query`` with
+``=``/``!=`` conditions, ``ORDER BY`` and ``EntityDefinition.*`` parent paths; ``Metadata`` of a ValidationRule
+(its formula) only for a one-row query, as in an org.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import ids
@@ -110,6 +117,8 @@ def _index_new(sb: SalesforceSandbox, obj: SObject) -> None:
 def replay(sb: SalesforceSandbox, op: str, payload: dict[str, Any]) -> None:
     if op == "object":
         sb.catalog.add_object(payload["name"], payload["spec"])
+    elif op == "setup_object":  # a standard, read-only object (Report …): not custom, no lookups point at it
+        sb.catalog._register(SObject(payload["name"], payload["spec"], sb.catalog.system))
     elif op in ("field", "field_update"):  # an update replaces the field's spec (same name, same type)
         for obj_name in payload["objects"]:
             sb.catalog.add_field(obj_name, payload["spec"], tooling=payload.get("tooling", True))
@@ -131,10 +140,46 @@ def apply_package(sb: SalesforceSandbox, schema: dict[str, Any]) -> None:
             "keyPrefix": spec.get("keyPrefix") or sb.catalog.next_custom_prefix(),
             "owner": ["Group", "User"],
         }
-        _apply(sb, "object", {"name": name, "spec": spec})
+        # A package object has a CustomObject id (01I) like any other: Tooling rows name it by that id.
+        rid = ids.make_id("01I", sb.store.next_counter())
+        _apply(sb, "object", {"name": name, "spec": spec, "id": rid, "full": name})
     for obj_name, fields in schema.get("fields", {}).items():
         for spec in fields:
             _apply(sb, "field", {"objects": [obj_name], "spec": spec, "tooling": False})
+    _install_setup(sb, schema.get("setup") or {})
+
+
+def _install_setup(sb: SalesforceSandbox, setup: dict[str, Any]) -> None:
+    """Setup metadata of the package: read-only REST objects with their rows, and Tooling-only rows."""
+    custom = {str(p["name"]).lower(): str(p["id"]) for p in _latest(sb).values() if p["kind"] == "CustomObject"}
+
+    def table_id(name: Any) -> Any:
+        return custom.get(str(name).lower(), name) if isinstance(name, str) and name.endswith("__c") else name
+
+    for name, spec in (setup.get("objects") or {}).items():
+        sb.store.log_op("setup_object", {"name": name, "spec": spec})
+        replay(sb, "setup_object", {"name": name, "spec": spec})
+        sb.store.ensure(sb.catalog.objects[name])
+    for name, rows in (setup.get("records") or {}).items():
+        obj = sb.catalog.objects[name]
+        for values in rows:
+            resolved = {k: table_id(v) if k == "TableEnumOrId" else v for k, v in values.items() if v is not None}
+            sb.records.insert_values(obj, resolved)
+    for kind, rows in (setup.get("tooling") or {}).items():
+        definition = DEFINITIONS[kind]
+        for values in rows:
+            rid = ids.make_id(definition.prefix, sb.store.next_counter())
+            record = {name: None for name in definition.fields}
+            record.update({k: v for k, v in values.items() if k in definition.fields})
+            for key in _TABLE_KEYS & set(record):
+                if record[key]:
+                    record["_table"] = record[key]
+                    record[key] = table_id(record[key])
+            if kind == "FlowDefinitionView":
+                record["DurableId"] = rid
+            record["Id"] = rid
+            metadata = {k[0].lower() + k[1:]: v for k, v in values.items() if k in definition.metadata}
+            sb.store.log_op("tooling_record", {"kind": kind, "id": rid, "values": record, "metadata": metadata})
 
 
 def load_grants(sb: SalesforceSandbox) -> None:
@@ -181,6 +226,11 @@ def handle(sb: SalesforceSandbox, req: Request, segs: list[str]) -> Result:
         if req.method != "GET":
             raise SFError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{req.method}' not allowed. Allowed are GET,HEAD")
         return 200, {}, tooling_query(sb, req, req.query.get("q", ""))
+    if len(segs) == 3 and segs[0] == "sobjects" and segs[1] in DEFINITIONS and req.method == "GET":
+        found = next((r for r in _definition_rows(sb, segs[1]) if ids.to18(segs[2]) == r["Id"]), None)
+        if found is None:
+            raise not_found()
+        return 200, {}, {"attributes": _definition_attributes(req, segs[1], found["Id"]), **_public(found)}
     if len(segs) < 2 or segs[0] != "sobjects" or segs[1] not in ("CustomField", "CustomObject"):
         raise not_found()
     kind = segs[1]
@@ -242,7 +292,8 @@ def _record(req: Request, kind: str, payload: dict[str, Any], sb: SalesforceSand
 
 
 _TOOLING_SOQL = re.compile(
-    r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<obj>\w+)(?:\s+WHERE\s+(?P<where>.+?))?(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$",
+    r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<obj>\w+)(?:\s+WHERE\s+(?P<where>.+?))?"
+    r"(?:\s+ORDER\s+BY\s+(?P<order>[\w.]+)(?:\s+(?P<dir>ASC|DESC))?)?(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
 _CONDITION = re.compile(r"^\s*(\w+)\s*=\s*'((?:[^'\\]|\\.)*)'\s*$")
@@ -257,6 +308,11 @@ def tooling_query(sb: SalesforceSandbox, req: Request, soql: str) -> dict[str, A
     match = _TOOLING_SOQL.match(soql)
     if not match:
         raise bad("MALFORMED_QUERY", f"unexpected token in the Tooling query: {soql[:80]!r}")
+    setup_kind = next((k for k in DEFINITIONS if k.lower() == match["obj"].lower()), None)
+    if setup_kind is not None:
+        return _definition_query(sb, req, setup_kind, match)
+    if match["order"]:
+        raise bad("MALFORMED_QUERY", "the sandbox's Tooling query on CustomField/CustomObject takes no ORDER BY")
     kind = next((k for k in ("CustomField", "CustomObject") if k.lower() == match["obj"].lower()), None)
     if kind is None:
         raise bad("INVALID_TYPE", f"sObject type '{match['obj']}' is not supported by the sandbox's Tooling API.")
@@ -384,3 +440,163 @@ def _create_object(sb: SalesforceSandbox, full: str, meta: dict[str, Any]) -> Re
     rid = ids.make_id("01I", sb.store.next_counter())
     _apply(sb, "object", {"name": full, "spec": spec, "id": rid, "full": full, "meta": meta})
     return _created(rid)
+
+
+# -- setup metadata served by Tooling queries (FlowDefinitionView, ApexTrigger, ValidationRule) -------------------
+
+
+@dataclass(frozen=True)
+class Definition:
+    """One Tooling-only setup entity: its key prefix, its queryable fields and what its ``Metadata`` holds."""
+
+    prefix: str
+    fields: tuple[str, ...]
+    metadata: tuple[str, ...] = ()  # source keys copied (lower-camel-cased) into ``Metadata``
+    parent: str | None = None  # relationship name answering ``<parent>.QualifiedApiName`` / ``.DeveloperName``
+
+
+_USAGE = (
+    *(f"UsageBefore{event}" for event in ("Insert", "Update", "Delete")),
+    *(f"UsageAfter{event}" for event in ("Insert", "Update", "Delete", "Undelete")),
+)
+DEFINITIONS: dict[str, Definition] = {
+    "FlowDefinitionView": Definition(
+        "300",
+        tuple(
+            "Id DurableId ApiName Label Description ProcessType TriggerType RecordTriggerType TriggerObjectOrEventId "
+            "TriggerObjectOrEventLabel IsActive IsTemplate NamespacePrefix ActiveVersionId LatestVersionId".split()
+        ),
+    ),
+    "ApexTrigger": Definition(
+        "01q",
+        (*"Id Name TableEnumOrId Status ApiVersion Body IsValid NamespacePrefix".split(), *_USAGE, "UsageIsBulk"),
+    ),
+    "ValidationRule": Definition(
+        "03d",
+        tuple(
+            "Id ValidationName EntityDefinitionId Active Description ErrorDisplayField ErrorMessage "
+            "NamespacePrefix".split()
+        ),
+        metadata=("Active", "Description", "ErrorConditionFormula", "ErrorDisplayField", "ErrorMessage"),
+        parent="EntityDefinition",
+    ),
+}
+_TABLE_KEYS = {"TableEnumOrId", "TriggerObjectOrEventId", "EntityDefinitionId"}
+_DEF_CONDITION = re.compile(r"^\s*([\w.]+)\s*(=|!=)\s*('(?:[^'\\]|\\.)*'|true|false|null)\s*$", re.IGNORECASE)
+
+
+def _definition_rows(sb: SalesforceSandbox, kind: str) -> list[dict[str, Any]]:
+    return [
+        {**payload["values"], "_metadata": payload.get("metadata") or {}}
+        for op, payload in sb.store.ops()
+        if op == "tooling_record" and payload.get("kind") == kind
+    ]
+
+
+def _definition_attributes(req: Request, kind: str, rid: str) -> dict[str, str]:
+    return {"type": kind, "url": f"/services/data/v{req.version}/tooling/sobjects/{kind}/{rid}"}
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def _definition_value(req: Request, kind: str, row: dict[str, Any], name: str) -> Any:
+    """A selected column: a field, ``Metadata``, or a ``<parent>.<field>`` path (nested, as an org nests it)."""
+    definition = DEFINITIONS[kind]
+    leaf = name.partition(".")[2]
+    if leaf:
+        table = row.get("_table")
+        if not table:
+            return None
+        value = table if leaf.lower() == "qualifiedapiname" else str(table).removesuffix("__c")
+        url = f"/services/data/v{req.version}/tooling/sobjects/EntityDefinition/{table}"
+        return {"attributes": {"type": "EntityDefinition", "url": url}, leaf: value}
+    if name.lower() == "metadata":
+        return {**{k: None for k in (m[0].lower() + m[1:] for m in definition.metadata)}, **row["_metadata"]}
+    return row.get(next(f for f in definition.fields if f.lower() == name.lower()))
+
+
+def _definition_column(kind: str, name: str) -> str:
+    """The canonical spelling of a selectable column, or INVALID_FIELD as an org answers."""
+    definition = DEFINITIONS[kind]
+    head, _, leaf = name.partition(".")
+    if leaf and definition.parent and head.lower() == definition.parent.lower():
+        for known in ("QualifiedApiName", "DeveloperName"):
+            if leaf.lower() == known.lower():
+                return f"{definition.parent}.{known}"
+    elif not leaf:
+        if name.lower() == "metadata" and definition.metadata:
+            return "Metadata"
+        for f in definition.fields:
+            if f.lower() == name.lower():
+                return f
+    raise bad("INVALID_FIELD", f"No such column '{name}' on entity '{kind}'.")
+
+
+def _literal(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "null":
+        return None
+    return text[1:-1].replace("\\'", "'")
+
+
+def _matches(value: Any, op: str, wanted: Any) -> bool:
+    if isinstance(value, dict):  # a parent path: compare its one leaf
+        value = next(iter(v for k, v in value.items() if k != "attributes"), None)
+    if isinstance(wanted, str) and value is not None:
+        equal = str(value).lower() == wanted.lower()
+    else:
+        equal = value == wanted
+    return equal if op == "=" else not equal
+
+
+def _definition_query(sb: SalesforceSandbox, req: Request, kind: str, match: re.Match[str]) -> dict[str, Any]:
+    fields = [_definition_column(kind, f.strip()) for f in match["fields"].split(",") if f.strip()]
+    conditions: list[tuple[str, str, Any]] = []
+    for part in re.split(r"\s+AND\s+", match["where"], flags=re.IGNORECASE) if match["where"] else []:
+        cond = _DEF_CONDITION.match(part)
+        if not cond:
+            raise bad("MALFORMED_QUERY", f"the sandbox's Tooling query supports Field = value AND …: {part!r}")
+        column = _definition_column(kind, cond[1])
+        if column == "Metadata":
+            raise bad("INVALID_FIELD", f"field 'Metadata' can not be filtered in a query call on {kind}")
+        conditions.append((column, cond[2], _literal(cond[3])))
+    rows = [
+        row
+        for row in _definition_rows(sb, kind)
+        if all(_matches(_definition_value(req, kind, row, c), op, v) for c, op, v in conditions)
+    ]
+    if match["order"]:
+        column = _definition_column(kind, match["order"])
+
+        def key(row: dict[str, Any]) -> tuple[bool, str]:
+            value = _definition_value(req, kind, row, column)
+            if isinstance(value, dict):
+                value = next(iter(v for k, v in value.items() if k != "attributes"), None)
+            return (value is None, str(value).lower())
+
+        rows.sort(key=key, reverse=(match["dir"] or "").upper() == "DESC")
+    if match["limit"]:
+        rows = rows[: int(match["limit"])]
+    if "Metadata" in fields and len(rows) > 1:
+        raise bad(
+            "MALFORMED_QUERY",
+            "When retrieving results with Metadata or FullName fields, the query qualifications must specify no "
+            "more than one row for retrieval. Result size: " + str(len(rows)),
+        )
+    records = []
+    for row in rows:
+        record: dict[str, Any] = {"attributes": _definition_attributes(req, kind, row["Id"])}
+        for f in fields:
+            value = _definition_value(req, kind, row, f)
+            head = f.partition(".")[0]
+            if head != f and isinstance(record.get(head), dict) and isinstance(value, dict):
+                record[head].update(value)  # two leaves of one parent share its nested object
+            else:
+                record[head] = value
+        records.append(record)
+    return {"size": len(records), "totalSize": len(records), "done": True, "queryLocator": None,
+            "entityTypeName": kind, "records": records}  # fmt: skip
