@@ -447,6 +447,34 @@ def cmd_load(args: argparse.Namespace) -> int:
     return _exit_for(data)
 
 
+def cmd_delta(args: argparse.Namespace) -> int:
+    """Detect and apply a delta; the summary goes to stderr, the JSON (``--json``) to stdout."""
+    from crmmigrator_gui.engine.run.delta import delta
+
+    project = _open(args.project)
+    paths = [Path(p) for p in args.paths] or None
+    result = delta(project, paths, deletes=args.deletes, progress=_StderrProgress())
+    data = result.to_json()
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(_delta_text(data), file=sys.stderr)
+    _emit(args, data)
+    if result.status == "cancelled":
+        return 1
+    return _exit_for(data)
+
+
+def _delta_text(data: dict) -> str:
+    info = data.get("delta", {})
+    lines = [f"delta {info.get('delta_id')} ({info.get('mode')}):"]
+    for o in info.get("objects", []):
+        lines.append(
+            f"  {o['source_object']:<16}{o['new']:>6} new {o['changed']:>6} changed {o['unchanged']:>7} unchanged "
+            f"{o['deleted']:>5} deleted ({o['deleted_applied']} applied)"
+        )
+    return "\n".join([*lines, _run_text(data)])
+
+
 def _run_text(data: dict) -> str:
     lines = [
         f"run {data['run_id']} ({data['kind']}): {data['status']}, {data['requests']} requests, {data['seconds']} s"

@@ -155,6 +155,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=500)
     s.add_argument("--json", action="store_true")
 
+    s = sub.add_parser("delta", parents=[common], help="pick up what changed in the source since the last import")
+    s.add_argument("project")
+    s.add_argument("paths", nargs="*", help="the newer export's files or folders (none: the source API)")
+    s.add_argument(
+        "--deletes", choices=("report", "apply"), default="report",
+        help="records deleted in the source: list them (default) or delete them at the destination",
+    )  # fmt: skip
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("rollback", parents=[common], help="undo a run")
     s.add_argument("project")
     rg = s.add_mutually_exclusive_group()

@@ -284,6 +284,23 @@ def render_html(report: dict[str, Any], *, printable: bool = False) -> str:
             numeric={1, 4, 5, 6, 7, 8},
         )
     )
+    if report.get("delta"):
+        out.append("<h2>Delta</h2>")
+        out.append(
+            _table(
+                ["Delta", "Run", "Status", "Object", "New", "Changed", "Unchanged", "Deleted", "Deletions applied",
+                 "Created", "Updated", "Failed"],
+                [
+                    [_e(d["delta_id"]), _e(d["run_id"] or "-"), _e(d["run_status"] or d["delta_status"]),
+                     _e(o["source_object"]),
+                     *[o[k] for k in ("new", "changed", "unchanged", "deleted", "deleted_applied", "created",
+                                      "updated", "failed")]]
+                    for d in report["delta"]
+                    for o in d["objects"]
+                ],
+                numeric=set(range(4, 12)),
+            )
+        )  # fmt: skip
     if report.get("exceptions"):
         out.append("<h2>Payments to reconcile by hand</h2>")
         out.append(
@@ -498,6 +515,19 @@ def _xlsx(path: Path, report: dict[str, Any]) -> None:
             ],
         )
     widths(runs, [8, 12, 26, 26, 26, 10, 10, 10, 10])
+
+    deltas = wb.create_sheet("Delta")
+    header(deltas, ["Delta", "Run", "Status", "Object", "New", "Changed", "Unchanged", "Deleted",
+                    "Deletions applied", "Deletions reported", "Created", "Updated", "Failed"])  # fmt: skip
+    for d in report.get("delta", []):
+        for o in d["objects"]:
+            append_row(
+                deltas,
+                [d["delta_id"], d["run_id"], d["run_status"] or d["delta_status"], o["source_object"],
+                 *[o[k] for k in ("new", "changed", "unchanged", "deleted", "deleted_applied", "deleted_reported",
+                                  "created", "updated", "failed")]],
+            )  # fmt: skip
+    widths(deltas, [8, 8, 22, 16, 8, 9, 10, 9, 10, 10, 9, 9, 8])
 
     exc = wb.create_sheet("Exceptions")
     header(exc, ["Object", "Source id", "Kind", "Amount", "Total"])

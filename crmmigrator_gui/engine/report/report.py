@@ -87,7 +87,58 @@ def build_report(project: Project, *, read_back: bool = True, client: Any = None
         "rebuild": rebuild_package(project)["rebuild"],
         "runs": [{k: v for k, v in r.items() if k != "stats"} for r in runs],
         "runs_by_kind": runs_by_kind(runs),
+        "delta": delta_summary(project, runs),
     }
+
+
+def delta_summary(project: Project, runs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Per delta: its run, and per object new / changed / unchanged / deleted (applied or only reported), with
+    the run's created / updated / failed. A delta not applied yet has no run (``run_id`` None)."""
+    runs = runs if runs is not None else project.query("SELECT id, kind, status, stats FROM runs ORDER BY id")
+    by_id = {r["id"]: r for r in runs}
+    out = []
+    deltas = [r["d"] for r in project.query("SELECT DISTINCT delta_id AS d FROM source_changes ORDER BY d")]
+    for delta_id in deltas:
+        info = project.meta(f"delta:{delta_id}") or {}
+        run = by_id.get(info.get("run_id"))
+        stats = json.loads(run["stats"] or "{}") if run else {}
+        loaded = {o["source_object"]: o for o in stats.get("objects", [])}
+        counts: dict[str, dict[str, int]] = {}
+        for row in project.query(
+            "SELECT object, change, COUNT(*) AS n, SUM(applied = 'deleted') AS gone, SUM(applied = 'reported') AS "
+            "reported FROM source_changes WHERE delta_id = ? GROUP BY object, change",
+            (delta_id,),
+        ):
+            entry = counts.setdefault(
+                row["object"],
+                {"new": 0, "changed": 0, "unchanged": 0, "deleted": 0, "deleted_applied": 0, "deleted_reported": 0},
+            )
+            entry[row["change"]] = row["n"]
+            if row["change"] == "deleted":
+                entry["deleted_applied"] = int(row["gone"] or 0)
+                entry["deleted_reported"] = int(row["reported"] or 0)
+        objects = [
+            {
+                "source_object": obj,
+                **c,
+                **{k: (loaded.get(obj) or {}).get(k, 0) for k in ("created", "updated", "failed")},
+            }
+            for obj, c in sorted(counts.items())
+        ]
+        out.append(
+            {
+                "delta_id": delta_id,
+                "mode": info.get("mode"),
+                "detected_at": info.get("detected_at"),
+                "delta_status": info.get("status"),
+                "run_id": run["id"] if run else None,
+                "run_status": run["status"] if run else None,
+                "objects": objects,
+                "totals": {k: sum(o[k] for o in objects) for k in (
+                    "new", "changed", "unchanged", "deleted", "deleted_applied", "created", "updated", "failed")},
+            }
+        )  # fmt: skip
+    return out
 
 
 FAILURES_LISTED = 5000
@@ -214,6 +265,13 @@ def to_text(report: dict[str, Any]) -> str:
     error = (report.get("reconciliation") or {}).get("error")
     if error:
         lines.append(f"\n{error}")
+    for d in report.get("delta", []):
+        t = d["totals"]
+        lines.append(
+            f"\ndelta {d['delta_id']} (run {d['run_id'] or '-'}, {d['run_status'] or d['delta_status']}): "
+            f"{t['new']} new, {t['changed']} changed, {t['unchanged']} unchanged, {t['deleted']} deleted "
+            f"({t['deleted_applied']} applied); {t['created']} created, {t['updated']} updated, {t['failed']} failed"
+        )
     if report["exceptions"]:
         lines.append(f"\n{len(report['exceptions'])} payment exception(s) to reconcile by hand")
     return "\n".join(lines)

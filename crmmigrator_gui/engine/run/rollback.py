@@ -347,14 +347,18 @@ def _rollback_run(
     rows = project.query(
         "SELECT id, source_object, part, source_id, target_entity, key, dest_id, action, prior, written FROM "
         "crosswalk WHERE run_id = ? AND rolled_back_at IS NULL AND action IN ('linked', 'updated', 'created', "
-        "'pending') ORDER BY seq DESC",
+        "'pending', 'deleted') ORDER BY seq DESC",
         (run_id,),
     )
+    problems: list[str] = []
+    deletions = [r for r in rows if r["action"] == "deleted"]
+    if deletions:  # a delta's applied deletions: re-created first (they came last), parents first
+        _recreate(project, client, deletions, problems)
+    rows = [r for r in rows if r["action"] != "deleted"]
     links = [r for r in rows if r["action"] == "linked"]
     updates = [r for r in rows if r["action"] == "updated"]
     creates = [r for r in rows if r["action"] in ("created", "pending")]
     total, done = len(rows), 0
-    problems: list[str] = []
     conflicts: list[Conflict] = []
     forced: list[Conflict] = []
     for group, op_kind in ((links, "restore"), (updates, "restore"), (creates, "delete")):
@@ -421,6 +425,50 @@ def _apply(
                 project.db.conn.execute(
                     "DELETE FROM xref WHERE target_entity = ? AND key = ?", (row["target_entity"], row["key"])
                 )
+
+
+def _recreate(project: Project, client: DataverseClient, rows: list[dict[str, Any]], problems: list[str]) -> None:
+    """Re-create records a delta deleted, from the snapshot taken before the delete, with the same primary id
+    (Dataverse accepts the primary key in a create body), then their state; the xref points at them again.
+    A record that already exists again (an interrupted earlier attempt) counts as done."""
+    for index in range(0, len(rows), BATCH):
+        chunk = rows[index : index + BATCH]
+        ops: list[BatchOp] = []
+        owners: list[tuple[dict[str, Any], list[int]]] = []
+        for entity in sorted({r["target_entity"] for r in chunk}):
+            meta = client.entity(entity)
+            group = [r for r in chunk if r["target_entity"] == entity]
+            present = _read(client, meta, [meta.primary_id], [str(r["dest_id"]) for r in group])
+            for row in group:
+                if str(row["dest_id"]).lower() in present or not row["prior"]:
+                    owners.append((row, []))
+                    continue
+                body = json.loads(row["prior"])
+                state = {k: body.pop(k) for k in ("statecode", "statuscode") if k in body}
+                first = len(ops)
+                ops.append(BatchOp("POST", client.path(meta.entity_set), body))
+                if state.get("statecode"):  # closed records are created open, then closed the way the load does
+                    ops.append(
+                        _state_op(
+                            client, meta, row["dest_id"], {"statecode": int(state["statecode"]), **_status(state)}
+                        )
+                    )
+                owners.append((row, list(range(first, len(ops)))))
+        results = client.batch(ops, continue_on_error=True) if ops else []
+        touched = server_now(client)
+        with project.transaction():
+            for row, indexes in owners:
+                bad = [results[i] for i in indexes if not results[i].ok]
+                if bad:
+                    problems.append(f"{row['target_entity']} {row['key']}: not re-created ({bad[0].error[1]})")
+                    continue
+                project.db.conn.execute("UPDATE crosswalk SET rolled_back_at = ? WHERE id = ?", (touched, row["id"]))
+                project.db.conn.execute(
+                    "INSERT INTO xref VALUES (?,?,?,?,?,?) ON CONFLICT(target_entity, key) DO UPDATE SET "
+                    "dest_id = excluded.dest_id",
+                    (row["target_entity"], row["key"], row["dest_id"], row["source_object"], row["source_id"],
+                     row["part"]),
+                )  # fmt: skip
 
 
 def _restore_ops(client: DataverseClient, meta: EntityMeta, dest: str, prior: dict[str, Any]) -> list[BatchOp]:

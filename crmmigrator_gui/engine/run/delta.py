@@ -1,0 +1,699 @@
+"""Delta pickup: what changed in the source since the last import, applied as one more run in the ledger.
+
+Detection (:func:`detect_delta`) stages the newer data exactly as ``import`` (files) or ``extract`` (the
+source API, from its high-water marks) would, inside one project step, and classifies every record of the
+objects it saw by row hash against what was staged before: ``new``, ``changed``, ``unchanged`` or
+``deleted``. Every classification lands in ``source_changes`` under a new ``delta_id`` (with the row it
+replaced), so a delta can be reviewed, resumed and reported.
+
+Deleted means: gone from a *complete* export of its object, or flagged deleted by the source API (the
+playbook's ``skip_when`` rules whose reason says "deleted": ``IsDeleted = true``, ``active: false``). A file
+whose object has a modified column (Modified, Last Updated, SystemModstamp, ...) with every row at or after
+the previous import's newest value is a changes-only export: absences there mean nothing (``complete`` is
+False, with a warning). API deltas are changes-only by nature. Deleted rows leave staging in the detect
+step (their last row is kept in ``source_changes.old_raw``), so no later ``load`` can re-create them.
+
+Applying (:func:`apply_delta`) runs ``load(kind="delta")`` over the new and changed records, with whole
+groups of merged parts and any parent not loaded yet (the sample's own unit logic), so it is idempotent and
+resumable like every load. Deletions are reported, or applied: each destination record is read in full and
+snapshotted into the crosswalk (action ``deleted``, ``prior`` = the snapshot) before it is deleted, so
+rollback of the delta run re-creates it (on Dataverse with the same primary id; Salesforce cannot, see
+``load_salesforce``). Deltas detected but not applied yet are applied together by the next apply.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from crmmigrator_gui.engine.errors import DestinationError, MigratorError, UsageError
+from crmmigrator_gui.engine.mapping.playbook import Part, Playbook, load_playbook
+from crmmigrator_gui.engine.plan.order import group_id, load_order, role_columns
+from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
+from crmmigrator_gui.engine.project.store import Project, current_actor, now_iso
+from crmmigrator_gui.engine.run.results import RunResult
+from crmmigrator_gui.engine.source.dates import parse_date
+
+CHANGES = ("new", "changed", "unchanged", "deleted")
+DELETE_MODES = ("report", "apply")
+DELETE_BATCH = 100
+LISTED_DELETIONS = 1000
+_MODIFIED_NAMES = {
+    "modified", "last modified", "modified date", "date modified", "modified at", "modified on", "modifiedon",
+    "last updated", "updated at", "updated", "last update", "updated on", "date updated", "systemmodstamp",
+    "lastmodifieddate", "last modified date", "modifieddate", "updatedat", "lastmodified",
+}  # fmt: skip
+
+
+@dataclass
+class DeltaPlan:
+    """One detected delta: per object, how many records are new, changed, unchanged and deleted.
+
+    Attributes:
+        delta_id: the ``source_changes.delta_id``.
+        mode: ``"files"`` (a newer export) or ``"api"`` (the source API since the high-water mark).
+        complete: per source object, whether the newer data was a complete export (absences are deletions).
+        objects: ``{"source_object","new","changed","unchanged","deleted"}`` per object.
+        warnings: what the user should know (changes-only exports, objects missing from the export).
+    """
+
+    delta_id: int
+    mode: str
+    complete: dict[str, bool]
+    objects: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "delta_id": self.delta_id,
+            "mode": self.mode,
+            "complete": self.complete,
+            "objects": self.objects,
+            "warnings": self.warnings,
+            "pending": self.pending,
+        }
+
+    @property
+    def pending(self) -> int:
+        return sum(o["new"] + o["changed"] + o["deleted"] for o in self.objects)
+
+
+@dataclass
+class DeltaRunResult(RunResult):
+    """A delta run's result: the load's counts plus the delta's classification and deletions."""
+
+    delta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "delta": self.delta}
+
+
+# ---------------------------------------------------------------------------------------------- detection
+
+
+def detect_delta(
+    project: Project,
+    paths: list[Path] | None = None,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> DeltaPlan:
+    """Stage the newer data (``paths``, or the source API when none) and classify every record.
+
+    Raises UsageError (exit 2) before anything was imported, or for a files-based source without paths."""
+    if not project.scalar("SELECT COUNT(*) FROM staging"):
+        raise UsageError("nothing was imported yet: import the first export (or extract) before a delta")
+    mode = "files" if paths else "api"
+    if mode == "api":
+        from crmmigrator_gui.engine.source.extract import EXTRACTORS
+
+        if project.source not in EXTRACTORS or not project.meta("extract_checkpoint"):
+            raise UsageError(
+                f"{project.source} data came from export files: pass the newer export "
+                "(`crmmigrator delta PROJECT NEWER_EXPORT...`)"
+            )
+    playbook = load_playbook(project.source, project.target, project.edition)
+    conn = project.db.conn
+    with project.step("delta detect", {"mode": mode, "files": [str(p) for p in paths or []]}):
+        conn.execute("DROP TABLE IF EXISTS temp.delta_before")
+        conn.execute(
+            "CREATE TEMP TABLE delta_before (object TEXT, source_id TEXT, row_hash TEXT, raw TEXT, "
+            "PRIMARY KEY (object, source_id))"
+        )
+        conn.execute("INSERT INTO temp.delta_before SELECT object, source_id, row_hash, raw FROM staging")
+        marks = _high_water_marks(project)
+        if mode == "files":
+            from crmmigrator_gui.engine.source.importer import import_paths
+
+            batch_id = import_paths(project, list(paths or []), progress=progress, cancel=cancel).batch_id
+            warnings: list[str] = []
+        else:
+            from crmmigrator_gui.engine.source.extract import extract
+
+            before_batch = int(project.scalar("SELECT COALESCE(MAX(id), 0) FROM import_batches") or 0)
+            extracted = extract(project, progress=progress, cancel=cancel)
+            batch_id = int(project.scalar("SELECT COALESCE(MAX(id), 0) FROM import_batches") or 0)
+            if batch_id == before_batch:
+                batch_id = -1  # nothing changed at the source: no rows were staged
+            warnings = list(extracted.warnings)
+        delta_id = int(project.scalar("SELECT COALESCE(MAX(delta_id), 0) FROM source_changes") or 0) + 1
+        seen = {
+            r["object"] for r in project.query("SELECT DISTINCT object FROM staging WHERE batch_id = ?", (batch_id,))
+        }
+        complete: dict[str, bool] = {}
+        for obj in sorted({r["object"] for r in project.query("SELECT DISTINCT object FROM temp.delta_before")}):
+            if mode == "api":
+                complete[obj] = False
+            elif obj not in seen:
+                complete[obj] = False
+                warnings.append(f"{obj}: not in the newer export; its records are left as they are")
+            else:
+                column, mark = marks.get(obj, (None, None))
+                changes_only = column is not None and mark is not None and _all_after(project, obj, batch_id, column,
+                                                                                      mark)  # fmt: skip
+                complete[obj] = not changes_only
+                if changes_only:
+                    warnings.append(
+                        f"{obj}: every row's {column} is at or after the previous import's newest ({mark}), so this "
+                        "is a changes-only export: records missing from it are not treated as deleted"
+                    )
+        for obj in seen - set(complete):
+            complete[obj] = mode == "files"  # an object seen for the first time: all of it is new
+        if mode == "api":
+            warnings.append(
+                "the source API returns only records changed since the high-water mark: deletions come from the "
+                "source's deletion flags, not from absences"
+            )
+        _classify(project, delta_id, batch_id, complete)
+        _flag_api_deletions(project, playbook, delta_id)
+        _unstage_deleted(project, delta_id)
+        plan = DeltaPlan(delta_id, mode, complete, _counts(project, delta_id), warnings)
+        project.set_meta(
+            f"delta:{delta_id}",
+            {"status": "detected", "mode": mode, "complete": complete, "warnings": warnings,
+             "batch_id": batch_id, "detected_at": now_iso(), "run_id": None},
+        )  # fmt: skip
+        project.audit("delta classified", {"delta_id": delta_id, "objects": plan.objects})
+        conn.execute("DROP TABLE IF EXISTS temp.delta_before")
+    return plan
+
+
+def _modified_column(project: Project, obj: str) -> str | None:
+    """The object's modified-time column, by the field map's role or by its header."""
+    for role, column in role_columns(project).get(obj, {}).items():
+        if "modif" in role or "updated" in role:
+            return column
+    for column in project.source_columns(obj):
+        name = re.sub(r"[_\-.]+", " ", column).strip().lower()
+        if name in _MODIFIED_NAMES or name.replace(" ", "") in _MODIFIED_NAMES:
+            return column
+    return None
+
+
+def _moment(value: Any) -> datetime | None:
+    """A comparable UTC-naive datetime from a staged text value (date-only values at midnight)."""
+    if value is None or not str(value).strip():
+        return None
+    try:
+        parsed = parse_date(str(value).strip())
+    except (ValueError, MigratorError):
+        return None
+    if isinstance(parsed, datetime):
+        return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    if isinstance(parsed, date):
+        return datetime(parsed.year, parsed.month, parsed.day)
+    return None
+
+
+def _high_water_marks(project: Project) -> dict[str, tuple[str, datetime | None]]:
+    """object -> (modified column, newest value staged before this delta)."""
+    marks: dict[str, tuple[str, datetime | None]] = {}
+    for obj in project.source_object_names():
+        column = _modified_column(project, obj)
+        if column is None:
+            continue
+        newest: datetime | None = None
+        for (raw,) in project.db.conn.execute("SELECT raw FROM temp.delta_before WHERE object = ?", (obj,)):
+            moment = _moment(json.loads(raw).get(column))
+            if moment and (newest is None or moment > newest):
+                newest = moment
+        marks[obj] = (column, newest)
+    return marks
+
+
+def _all_after(project: Project, obj: str, batch_id: int, column: str, mark: datetime) -> bool:
+    rows = 0
+    for (raw,) in project.db.conn.execute("SELECT raw FROM staging WHERE object = ? AND batch_id = ?", (obj, batch_id)):
+        moment = _moment(json.loads(raw).get(column))
+        if moment is None or moment < mark:
+            return False
+        rows += 1
+    return rows > 0
+
+
+def _classify(project: Project, delta_id: int, batch_id: int, complete: dict[str, bool]) -> None:
+    conn = project.db.conn
+    conn.execute(
+        "INSERT INTO source_changes (delta_id, object, source_id, change, old_hash, new_hash, old_raw) "
+        "SELECT ?, s.object, s.source_id, CASE WHEN b.source_id IS NULL THEN 'new' "
+        "WHEN b.row_hash = s.row_hash THEN 'unchanged' ELSE 'changed' END, b.row_hash, s.row_hash, "
+        "CASE WHEN b.row_hash != s.row_hash THEN b.raw END "
+        "FROM staging s LEFT JOIN temp.delta_before b ON b.object = s.object AND b.source_id = s.source_id "
+        "WHERE s.batch_id = ?",
+        (delta_id, batch_id),
+    )
+    for obj, is_complete in complete.items():
+        if is_complete:
+            conn.execute(
+                "INSERT INTO source_changes (delta_id, object, source_id, change, old_hash, new_hash, old_raw) "
+                "SELECT ?, b.object, b.source_id, 'deleted', b.row_hash, NULL, b.raw FROM temp.delta_before b "
+                "JOIN staging s ON s.object = b.object AND s.source_id = b.source_id "
+                "WHERE b.object = ? AND s.batch_id != ?",
+                (delta_id, obj, batch_id),
+            )
+
+
+def _deletion_rules(playbook: Playbook, obj: str) -> list[dict[str, Any]]:
+    """The playbook's "deleted at the source" markers of an object (``skip_when`` rules that say so)."""
+    return [
+        rule for part in playbook.obj(obj).parts for rule in part.skip_when if "delet" in str(rule.get("reason", ""))
+    ]
+
+
+def _flag_api_deletions(project: Project, playbook: Playbook, delta_id: int) -> None:
+    """Rows the source now flags deleted (and did not before) are deletions, not changes."""
+    columns = role_columns(project)
+    conn = project.db.conn
+    for obj in {r["object"] for r in project.query(
+        "SELECT DISTINCT object FROM source_changes WHERE delta_id = ? AND change = 'changed'", (delta_id,)
+    )}:  # fmt: skip
+        rules = [r for r in _deletion_rules(playbook, obj) if columns.get(obj, {}).get(r["role"])]
+        if not rules:
+            continue
+
+        def flagged(raw: dict[str, Any], rules: list[dict[str, Any]] = rules, obj: str = obj) -> bool:
+            for rule in rules:
+                value = raw.get(columns[obj][rule["role"]])
+                if value is not None and str(value).strip().lower() in {str(v).lower() for v in rule["in"]}:
+                    return True
+            return False
+
+        for row in project.query(
+            "SELECT c.source_id, c.old_raw, s.raw FROM source_changes c JOIN staging s ON s.object = c.object AND "
+            "s.source_id = c.source_id WHERE c.delta_id = ? AND c.object = ? AND c.change = 'changed'",
+            (delta_id, obj),
+        ):
+            if flagged(json.loads(row["raw"])) and not flagged(json.loads(row["old_raw"] or "{}")):
+                conn.execute(
+                    "UPDATE source_changes SET change = 'deleted' WHERE delta_id = ? AND object = ? AND source_id = ?",
+                    (delta_id, obj, row["source_id"]),
+                )
+
+
+def _unstage_deleted(project: Project, delta_id: int) -> None:
+    """Deleted records leave staging (their last row stays in ``source_changes.old_raw``)."""
+    conn = project.db.conn
+    conn.execute(
+        "DELETE FROM staging WHERE (object, source_id) IN (SELECT object, source_id FROM source_changes "
+        "WHERE delta_id = ? AND change = 'deleted')",
+        (delta_id,),
+    )
+    conn.execute(
+        "UPDATE source_objects SET record_count = (SELECT COUNT(*) FROM staging WHERE staging.object = "
+        "source_objects.name)"
+    )
+
+
+def _counts(project: Project, delta_id: int) -> list[dict[str, Any]]:
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(CHANGES, 0))
+    for row in project.query(
+        "SELECT object, change, COUNT(*) AS n FROM source_changes WHERE delta_id = ? GROUP BY object, change",
+        (delta_id,),
+    ):
+        counts[row["object"]][row["change"]] = row["n"]
+    return [{"source_object": obj, **counts[obj]} for obj in sorted(counts)]
+
+
+# ---------------------------------------------------------------------------------------------- plans
+
+
+def _plan(project: Project, delta_id: int) -> DeltaPlan:
+    info = project.meta(f"delta:{delta_id}") or {}
+    return DeltaPlan(
+        delta_id, info.get("mode", "files"), dict(info.get("complete", {})), _counts(project, delta_id),
+        list(info.get("warnings", [])),
+    )  # fmt: skip
+
+
+def delta_ids(project: Project) -> list[int]:
+    return [int(r["d"]) for r in project.query("SELECT DISTINCT delta_id AS d FROM source_changes ORDER BY d")]
+
+
+def pending_delta(project: Project) -> DeltaPlan | None:
+    """The latest detected delta that was not (fully) applied yet, or None."""
+    for delta_id in reversed(delta_ids(project)):
+        if (project.meta(f"delta:{delta_id}") or {}).get("status") != "applied":
+            return _plan(project, delta_id)
+    return None
+
+
+def delta_of_run(project: Project, run_id: int) -> list[int]:
+    """The deltas a delta run applied."""
+    return [d for d in delta_ids(project) if (project.meta(f"delta:{d}") or {}).get("run_id") == run_id]
+
+
+# ---------------------------------------------------------------------------------------------- applying
+
+
+def apply_delta(
+    project: Project,
+    *,
+    deletes: str = "report",
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    actor: str | None = None,
+) -> RunResult:
+    """Load every unapplied delta's new and changed records as a run of kind ``delta``, then report or apply
+    its deletions. Raises UsageError without a pending delta, BlockedError (exit 3) without a valid sign-off.
+
+    Resumable: a cancelled or interrupted apply continues (the same run) when called again."""
+    from crmmigrator_gui.engine.run.load import load
+
+    if deletes not in DELETE_MODES:
+        raise UsageError(f"--deletes must be one of {', '.join(DELETE_MODES)} (got {deletes!r})")
+    plan = pending_delta(project)
+    if plan is None:
+        raise UsageError("there is no detected delta to apply: run `crmmigrator delta PROJECT NEWER_EXPORT`")
+    cancel = cancel or CancelToken()
+    who = actor or current_actor()
+    open_ids = [d for d in delta_ids(project) if (project.meta(f"delta:{d}") or {}).get("status") != "applied"]
+    subset = delta_subset(project, open_ids)
+    marks = ",".join("?" * len(open_ids))
+    loaded_run = next(
+        (info["run_id"] for d in open_ids if (info := project.meta(f"delta:{d}") or {}).get("loaded")), None
+    )
+    if loaded_run is None:
+        result = load(project, progress=progress, cancel=cancel, actor=who, subset=subset, kind="delta")
+        run_id = result.run_id
+        with project.step("delta load recorded", {"run_id": run_id, "deltas": open_ids}, actor=who):
+            project.db.conn.execute(
+                f"UPDATE source_changes SET run_id = ? WHERE delta_id IN ({marks}) AND change IN ('new', 'changed')",
+                (run_id, *open_ids),
+            )
+            for d in open_ids:
+                info = project.meta(f"delta:{d}") or {}
+                loaded = result.status in ("completed", "completed_with_failures")
+                project.set_meta(f"delta:{d}", {**info, "status": "applying", "run_id": run_id, "loaded": loaded})
+        if result.status not in ("completed", "completed_with_failures"):
+            return _delta_result(project, result, plan, open_ids)
+    else:
+        run_id = int(loaded_run)
+        result = _stored_result(project, run_id)
+    if deletes == "apply":
+        _apply_deletions(project, run_id, open_ids, progress, cancel, who)
+    else:
+        with project.step("delta deletions reported", {"run_id": run_id}, actor=who):
+            project.db.conn.execute(
+                f"UPDATE source_changes SET applied = 'reported', run_id = ? WHERE delta_id IN ({marks}) AND "
+                "change = 'deleted' AND applied IS NULL",
+                (run_id, *open_ids),
+            )
+    with project.step("delta applied", {"run_id": run_id, "deltas": open_ids, "deletes": deletes}, actor=who):
+        for d in open_ids:
+            project.set_meta(f"delta:{d}", {**(project.meta(f"delta:{d}") or {}), "status": "applied"})
+    final = _delta_result(project, result, plan, open_ids)
+    with project.step("delta summary", {"run_id": run_id}, actor=who):
+        project.db.conn.execute("UPDATE runs SET stats = ? WHERE id = ?", (json.dumps(final.to_json()), run_id))
+    return final
+
+
+def delta(
+    project: Project,
+    paths: list[Path] | None = None,
+    *,
+    deletes: str = "report",
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    actor: str | None = None,
+) -> RunResult:
+    """Detect, then apply (what ``crmmigrator delta`` runs). A sign-off is checked before anything is staged."""
+    from crmmigrator_gui.engine.mapping.maps import assert_confirmed
+    from crmmigrator_gui.engine.mapping.signoff import assert_signed_off
+
+    if deletes not in DELETE_MODES:
+        raise UsageError(f"--deletes must be one of {', '.join(DELETE_MODES)} (got {deletes!r})")
+    assert_confirmed(project)
+    assert_signed_off(project)
+    detect_delta(project, paths, progress=progress, cancel=cancel)
+    return apply_delta(project, deletes=deletes, progress=progress, cancel=cancel, actor=actor)
+
+
+def delta_subset(project: Project, delta_ids_: list[int]) -> dict[str, list[str]]:
+    """Source object -> source ids to load: new and changed records, the whole group of each merged part they
+    belong to, every parent not loaded yet (through the sample's units), and the remaining members of a group
+    that lost a member to a deletion (the merged record must be rebuilt without it)."""
+    from crmmigrator_gui.engine.run.sample import _units
+
+    playbook = load_playbook(project.source, project.target, project.edition)
+    marks = ",".join("?" * len(delta_ids_))
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for row in project.query(
+        f"SELECT object, source_id FROM source_changes WHERE delta_id IN ({marks}) AND change IN ('new', 'changed')",
+        tuple(delta_ids_),
+    ):
+        wanted[row["object"]].add(row["source_id"])
+    columns = role_columns(project)
+    for row in project.query(
+        f"SELECT object, old_raw FROM source_changes WHERE delta_id IN ({marks}) AND change = 'deleted'",
+        tuple(delta_ids_),
+    ):
+        for part in _parts_of(playbook, project, row["object"]):
+            if part.group_by:
+                gid = group_id(part, json.loads(row["old_raw"] or "{}"), columns.get(part.obj, {}))
+                wanted[f"@group:{row['object']}"].add(gid)
+    objects = list(dict.fromkeys(p.obj for p in load_order(playbook, project.source_object_names())))
+    units = {obj: _units(project, playbook, obj, columns) for obj in objects}
+    index = {obj: {sid: u for u in us for sid in u.members} for obj, us in units.items()}
+    by_uid = {obj: {u.uid: u for u in us} for obj, us in units.items()}
+    loaded = {(r["source_object"], r["source_id"]) for r in project.query("SELECT source_object, source_id FROM xref")}
+    chosen: dict[str, dict[str, Any]] = defaultdict(dict)
+    stack: list[tuple[str, Any]] = []
+    for obj, ids in wanted.items():
+        if obj.startswith("@group:"):
+            real = obj.removeprefix("@group:")
+            stack += [(real, by_uid[real][gid]) for gid in ids if gid in by_uid.get(real, {})]
+        else:
+            stack += [(obj, index[obj][sid]) for sid in ids if sid in index.get(obj, {})]
+    while stack:
+        obj, unit = stack.pop()
+        if unit.uid in chosen[obj]:
+            continue
+        chosen[obj][unit.uid] = unit
+        for parent_obj, parent_sid in unit.parents:
+            parent = index.get(parent_obj, {}).get(parent_sid)
+            if parent is not None and (parent_obj, parent_sid) not in loaded:
+                stack.append((parent_obj, parent))
+    return {obj: sorted(sid for u in us.values() for sid in u.members) for obj, us in chosen.items() if us}
+
+
+def _parts_of(playbook: Playbook, project: Project, obj: str) -> list[Part]:
+    return [p for p in load_order(playbook, project.source_object_names()) if p.obj == obj]
+
+
+def _stored_result(project: Project, run_id: int) -> RunResult:
+    from crmmigrator_gui.engine.run.results import summarize
+
+    row = project.query("SELECT status, requests, seconds FROM runs WHERE id = ?", (run_id,))[0]
+    result = summarize(project, run_id, kind="delta", status=row["status"])
+    result.requests, result.seconds = int(row["requests"]), float(row["seconds"])
+    return result
+
+
+def _delta_result(project: Project, result: RunResult, plan: DeltaPlan, open_ids: list[int]) -> DeltaRunResult:
+    """The load's result with the delta's classification and deletions (the first 1000 listed)."""
+    marks = ",".join("?" * len(open_ids))
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {**dict.fromkeys(CHANGES, 0), "deleted_applied": 0})
+    for row in project.query(
+        f"SELECT object, change, COUNT(*) AS n, SUM(applied = 'deleted') AS gone FROM source_changes WHERE "
+        f"delta_id IN ({marks}) GROUP BY object, change",
+        tuple(open_ids),
+    ):
+        counts[row["object"]][row["change"]] += row["n"]
+        if row["change"] == "deleted":
+            counts[row["object"]]["deleted_applied"] += int(row["gone"] or 0)
+    deleted = []
+    for row in project.query(
+        f"SELECT c.object, c.source_id, c.applied, w.dest_id, w.target_entity FROM source_changes c LEFT JOIN "
+        f"crosswalk w ON w.run_id = c.run_id AND w.source_object = c.object AND w.source_id = c.source_id AND "
+        f"w.action = 'deleted' WHERE c.delta_id IN ({marks}) AND c.change = 'deleted' ORDER BY c.object, "
+        f"c.source_id LIMIT {LISTED_DELETIONS}",
+        tuple(open_ids),
+    ):  # one entry per destination record (a customer deleted as an account and a contact: two)
+        deleted.append(
+            {"source_object": row["object"], "source_id": row["source_id"], "dest_id": row["dest_id"],
+             "target_entity": row["target_entity"], "applied": row["applied"]}
+        )  # fmt: skip
+    out = DeltaRunResult(
+        run_id=result.run_id, kind=result.kind, status=result.status, objects=result.objects,
+        requests=result.requests, seconds=result.seconds, warnings=list(result.warnings) + plan.warnings,
+        failures=result.failures,
+    )  # fmt: skip
+    out.delta = {
+        "delta_id": plan.delta_id,
+        "deltas": open_ids,
+        "mode": plan.mode,
+        "objects": [{"source_object": obj, **counts[obj]} for obj in sorted(counts)],
+        "deleted": deleted,
+    }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- deletions
+
+
+def _apply_deletions(
+    project: Project, run_id: int, open_ids: list[int], progress: ProgressCallback, cancel: CancelToken, actor: str
+) -> None:
+    """Delete the destination records of deleted source records, children first, each snapshotted first."""
+    from crmmigrator_gui.engine.target.connection import destination
+
+    playbook = load_playbook(project.source, project.target, project.edition)
+    marks = ",".join("?" * len(open_ids))
+    todo = project.query(
+        f"SELECT delta_id, object, source_id, old_raw FROM source_changes WHERE delta_id IN ({marks}) AND "
+        "change = 'deleted' AND (applied IS NULL OR applied = 'reported')",
+        tuple(open_ids),
+    )
+    if not todo:
+        return
+    columns = role_columns(project)
+    staged_groups: dict[str, set[str]] = {}
+    records: list[tuple[int, dict[str, Any], dict[str, Any]]] = []  # (order, change row, xref row)
+    order = {p.name: i for i, p in enumerate(load_order(playbook, project.source_object_names()))}
+    for change in todo:
+        found = False
+        for part in _parts_of(playbook, project, change["object"]):
+            record_id = change["source_id"]
+            if part.group_by:
+                record_id = group_id(part, json.loads(change["old_raw"] or "{}"), columns.get(part.obj, {}))
+                if part.obj not in staged_groups:
+                    staged_groups[part.obj] = {
+                        group_id(part, raw, columns.get(part.obj, {})) for _s, raw in project.iter_staged(part.obj)
+                    }
+                if record_id in staged_groups[part.obj]:
+                    found = True  # other members remain: the load rebuilt the merged record
+                    continue
+            for xref in project.query(
+                "SELECT * FROM xref WHERE source_object = ? AND source_id = ? AND part = ?",
+                (part.obj, record_id, part.name),
+            ):
+                records.append((order.get(part.name, 0), change, xref))
+                found = True
+        if not found:
+            _mark(project, change, "not_loaded", actor)
+    records.sort(key=lambda r: -r[0])  # children (later in load order) first
+    with destination(project) as client:
+        deleter: Any = _delete_dataverse
+        if project.target == "salesforce":
+            from crmmigrator_gui.engine.run import load_salesforce
+
+            deleter = getattr(load_salesforce, "delete_records", None)
+            if deleter is None:
+                raise MigratorError("applying deletions on Salesforce is not available yet; use --deletes report")
+        done = 0
+        seq = int(project.scalar("SELECT COALESCE(MAX(seq), 0) FROM crosswalk WHERE run_id = ?", (run_id,)) or 0)
+        for start in range(0, len(records), DELETE_BATCH):
+            chunk = records[start : start + DELETE_BATCH]
+            outcomes = deleter(project, client, [x for _o, _c, x in chunk])
+            from crmmigrator_gui.engine.run.load import server_now
+
+            touched = server_now(client)
+            with project.step("delta deletions", {"run_id": run_id, "records": len(chunk)}, actor=actor):
+                for (_o, change, xref), (snapshot, error) in zip(chunk, outcomes, strict=True):
+                    seq += 1
+                    project.db.conn.execute(
+                        "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, "
+                        "dest_id, action, prior, written, error_code, error_message, at) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            run_id, seq, xref["source_object"], xref["part"], xref["source_id"], xref["target_entity"],
+                            xref["key"], xref["dest_id"], "deleted" if error is None else "delete_failed",
+                            None if snapshot is None else json.dumps(snapshot, default=str, ensure_ascii=False),
+                            None, None if error is None else "DELETE_FAILED", error, touched,
+                        ),
+                    )  # fmt: skip
+                    if error is None:
+                        project.db.conn.execute(
+                            "DELETE FROM xref WHERE target_entity = ? AND key = ?", (xref["target_entity"], xref["key"])
+                        )
+                    project.db.conn.execute(
+                        "UPDATE source_changes SET applied = ?, run_id = ? WHERE delta_id = ? AND object = ? AND "
+                        "source_id = ?",
+                        ("deleted" if error is None else "delete_failed", run_id, change["delta_id"],
+                         change["object"], change["source_id"]),
+                    )  # fmt: skip
+            done += len(chunk)
+            progress(ProgressEvent("delta", "deletions", done, len(records)))
+            cancel.raise_if_cancelled()
+
+
+def _mark(project: Project, change: dict[str, Any], applied: str, actor: str) -> None:
+    with project.step("delta deletion", {"object": change["object"], "source_id": change["source_id"],
+                                         "applied": applied}, actor=actor):  # fmt: skip
+        project.db.conn.execute(
+            "UPDATE source_changes SET applied = ? WHERE delta_id = ? AND object = ? AND source_id = ?",
+            (applied, change["delta_id"], change["object"], change["source_id"]),
+        )
+
+
+def snapshot_dataverse(client: Any, meta: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """What re-creates ``record`` as it is: every column valid for create that holds a value (lookups as
+    ``nav@odata.bind``), the primary id, its creation time (as ``overriddencreatedon``) and its state
+    (``statecode``/``statuscode``, set after create)."""
+    snapshot: dict[str, Any] = {meta.primary_id: record[meta.primary_id]}
+    navs = {column: (target, nav) for (column, target), nav in meta.navigation.items()}
+    for name, attr in meta.attributes.items():
+        if name in ("statecode", "statuscode"):
+            continue
+        if attr.type in ("Lookup", "Customer", "Owner"):
+            value = record.get(f"_{name}_value")
+            if not value or not attr.valid_create:
+                continue
+            target = record.get(f"_{name}_value@Microsoft.Dynamics.CRM.lookuplogicalname")
+            options = [(t, n) for (c, t), n in meta.navigation.items() if c == name and (target is None or t == target)]
+            if not options and name in navs:
+                options = [navs[name]]
+            if options:
+                target_name, nav = options[0]
+                snapshot[f"{nav}@odata.bind"] = f"/{client.entity(target_name).entity_set}({value})"
+            continue
+        if not attr.valid_create or name == meta.primary_id or name not in record or record[name] is None:
+            continue
+        snapshot[name] = record[name]
+    created = meta.attributes.get("overriddencreatedon")
+    if created is not None and created.valid_create and record.get("createdon"):
+        snapshot["overriddencreatedon"] = record["createdon"]  # the re-created record keeps its creation time
+    for name in ("statecode", "statuscode"):
+        if name in meta.attributes and record.get(name) is not None:
+            snapshot[name] = record[name]
+    return snapshot
+
+
+def _delete_dataverse(
+    project: Project, client: Any, xrefs: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any] | None, str | None]]:
+    """(snapshot, error) per record: read in full, then one ``$batch`` of DELETEs (continue on error)."""
+    from crmmigrator_gui.engine.target.batch import BatchOp
+
+    snapshots: list[dict[str, Any] | None] = []
+    ops = []
+    owners: list[int | None] = []
+    for xref in xrefs:
+        meta = client.entity(xref["target_entity"])
+        response = client.send(
+            "GET", f"{meta.entity_set}({xref['dest_id']})", headers={"Prefer": 'odata.include-annotations="*"'}
+        )
+        if response.status_code == 404:
+            snapshots.append(None)
+            owners.append(None)  # already gone at the destination: nothing to delete or restore
+            continue
+        if response.status_code >= 400:
+            raise DestinationError(f"reading {xref['target_entity']} {xref['dest_id']} before deleting it failed "
+                                   f"({response.status_code})")  # fmt: skip
+        snapshots.append(snapshot_dataverse(client, meta, response.json()))
+        owners.append(len(ops))
+        ops.append(BatchOp("DELETE", client.path(f"{meta.entity_set}({xref['dest_id']})")))
+    results = client.batch(ops, continue_on_error=True) if ops else []
+    out: list[tuple[dict[str, Any] | None, str | None]] = []
+    for snapshot, index in zip(snapshots, owners, strict=True):
+        if index is None:
+            out.append((None, None))
+            continue
+        result = results[index]
+        out.append((snapshot, None if result.ok or result.status == 404 else result.error[1]))
+    return out
