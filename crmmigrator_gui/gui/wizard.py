@@ -1,4 +1,4 @@
-"""The migration wizard: Project → Connect → Import → Map → Pre-flight → Sample → Load → Results.
+"""The migration wizard: Project → Connect → Import → Map → Pre-flight → Sample → Load → Delta → Results.
 
 The wizard holds one plain :class:`WizardState` (the project path and the Project opened for the
 GUI thread). Pages read it in ``initializePage()``, gate Next with ``isComplete()``, and run all
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QWidget, QWizard
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.gui.pages.base import BasePage
 from crmmigrator_gui.gui.pages.connect_page import ConnectPage
+from crmmigrator_gui.gui.pages.delta_page import DeltaPage
 from crmmigrator_gui.gui.pages.import_page import ImportPage
 from crmmigrator_gui.gui.pages.load_page import LoadPage
 from crmmigrator_gui.gui.pages.map_page import MapPage
@@ -66,7 +67,7 @@ class WizardState:
 class MigratorWizard(QWizard):
     """CRM Migrator's main window: one page per step of the migration."""
 
-    PROJECT, CONNECT, IMPORT, MAP, PREFLIGHT, SAMPLE, LOAD, RESULTS = range(8)
+    PROJECT, CONNECT, IMPORT, MAP, PREFLIGHT, SAMPLE, LOAD, DELTA, RESULTS = range(9)
 
     def __init__(self, parent: QWidget | None = None, *, settings: GuiSettings | None = None) -> None:
         super().__init__(parent)
@@ -88,6 +89,7 @@ class MigratorWizard(QWizard):
         self.preflight_page = PreflightPage()
         self.sample_page = SamplePage()
         self.load_page = LoadPage()
+        self.delta_page = DeltaPage()
         self.results_page = ResultsPage()
         for page_id, page in enumerate(self.pages()):
             self.setPage(page_id, page)
@@ -107,6 +109,7 @@ class MigratorWizard(QWizard):
             self.preflight_page,
             self.sample_page,
             self.load_page,
+            self.delta_page,
             self.results_page,
         ]
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QImage
 
+from crmmigrator_gui.engine.demo.newer_export import make_newer_export
 from crmmigrator_gui.engine.mapping import workbook
 
 pytestmark = pytest.mark.gui
@@ -28,6 +29,7 @@ SIZE = (1280, 800)  # a consultant's laptop screen
 
 
 def _shot(widget, folder: Path, name: str, *, min_size: tuple[int, int] = SIZE) -> Path:
+    QCoreApplication.processEvents()  # widgets a layout just received are shown by a queued call
     widget.repaint()
     path = folder / f"{name}.png"
     assert widget.grab().save(str(path)), path
@@ -170,9 +172,19 @@ def test_screenshots_of_every_page(qtbot, wizard, driver, tmp_path, sample_expor
     driver.sample()
 
     loader = wizard.load_page
-    shots.append(_shot(wizard, folder, "05a-load-ready"))
     driver.run(loader.load_button, loader)
-    shots.append(_shot(wizard, folder, "05b-load-done"))
+    driver.next()
+
+    # Cutover day: the customer sends a newer export (new, changed and removed rows).
+    delta = wizard.delta_page
+    newer = make_newer_export(sample_export, tmp_path / "newer", new=6, changed=5, removed=3, seed=4)
+    delta.add_paths(newer.files)
+    driver.run(delta.detect_button, delta)
+    shots.append(_shot(wizard, folder, "05d-delta-detected"))
+    driver.run(delta.apply_button, delta)
+    assert delta.result is not None
+    assert delta.result.status == "completed", delta.banner.text()
+    shots.append(_shot(wizard, folder, "05e-delta-applied"))
     driver.next()
 
     results = wizard.results_page
@@ -222,6 +234,7 @@ def test_screenshots_of_reconcile_and_rollback(qtbot, wizard, tmp_path, sample_e
     from PySide6.QtWidgets import QMessageBox
 
     from crmmigrator_gui.engine.mapping import maps
+    from crmmigrator_gui.engine.mapping.signoff import record_signoff
     from crmmigrator_gui.engine.project.store import Project
     from crmmigrator_gui.engine.run.load import load
     from crmmigrator_gui.engine.source.importer import import_paths
@@ -236,6 +249,7 @@ def test_screenshots_of_reconcile_and_rollback(qtbot, wizard, tmp_path, sample_e
         import_paths(project, sample_export)
         maps.run_automap(project)
         maps.accept(project, actor="consultant")
+        record_signoff(project, "Dana Whitfield")
         load(project)
         email = next(c for c in next(project.iter_staged("customers"))[1] if "mail" in c.lower())
         for sid, raw in list(project.iter_staged("customers"))[:3]:  # cutover-day corrections, loaded again
@@ -300,4 +314,53 @@ def test_screenshots_of_reconcile_and_rollback(qtbot, wizard, tmp_path, sample_e
     page.audit.search_edit.setText("account")
     page.audit.apply_filter()
     shots.append(_shot(wizard, folder, "06d-audit"))
+    assert all(p.stat().st_size > 10_000 for p in shots)
+
+
+def test_screenshots_of_a_load_paused_with_failures(qtbot, wizard, driver, tmp_path):
+    """The Load page on a messy export: ready, paused mid-run with failures already listed, then done."""
+    from crmmigrator_gui.engine.demo.octopuspro import generate_export
+    from crmmigrator_gui.engine.mapping import maps
+    from crmmigrator_gui.engine.mapping.signoff import record_signoff
+    from crmmigrator_gui.engine.project.store import Project
+    from crmmigrator_gui.engine.source.importer import import_paths
+    from crmmigrator_gui.gui.wizard import MigratorWizard
+
+    folder = Path(os.environ.get("CRMMIGRATOR_SCREENSHOTS_DIR") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    export = generate_export(tmp_path / "export", records=600, seed=5, variant="dirty")
+    path = tmp_path / "sparkle-services.cmproj"
+    project = Project.create(path, source="octopuspro", target="dynamics365")
+    try:
+        import_paths(project, export.files)
+        maps.run_automap(project)
+        maps.accept(project, actor="consultant")
+        record_signoff(project, "Dana Whitfield")
+    finally:
+        project.close()
+    wizard.resize(*SIZE)
+    wizard.project_page.choose_existing(path)
+    wizard.setStartId(MigratorWizard.LOAD)
+    wizard.restart()
+    page = wizard.load_page
+    page.batch_size = 40
+    shots = [_shot(wizard, folder, "05a-load-ready")]
+
+    def pause_on_first_failure(*_args) -> None:
+        """Pause once failures of a few objects are listed: mid-run, with something to look at."""
+        objects = {page.failures_model.failure(i).source_object for i in range(page.failures_model.rowCount())}
+        if len(objects) >= 3 and page.runner.busy and not page.panel.pause_requested:
+            page.pause()
+
+    page.failures_model.rowsInserted.connect(pause_on_first_failure)
+    driver.click(page.load_button)
+    qtbot.waitUntil(lambda: page.panel.paused, timeout=60_000)
+    page.failures_model.rowsInserted.disconnect(pause_on_first_failure)
+    assert page.failures_model.rowCount() > 0
+    shots.append(_shot(wizard, folder, "05c-load-running-paused"))
+    with qtbot.waitSignal(page.runner.finished, timeout=60_000):
+        driver.click(page.pause_button)  # Resume
+    driver.wait_idle(page)
+    assert page.result is not None
+    shots.append(_shot(wizard, folder, "05b-load-done"))
     assert all(p.stat().st_size > 10_000 for p in shots)
