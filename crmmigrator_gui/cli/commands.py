@@ -437,7 +437,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     from crmmigrator_gui.engine.run.load import load
 
     project = _open(args.project)
-    result = load(project, progress=_StderrProgress(), batch_size=args.batch_size)
+    result = load(project, progress=_StderrProgress(), batch_size=args.batch_size, recheck=args.recheck)
     data = result.to_json()
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)

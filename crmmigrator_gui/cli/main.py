@@ -153,6 +153,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("load", parents=[common], help="load (or resume loading) into the destination")
     s.add_argument("project")
     s.add_argument("--batch-size", type=int, default=500)
+    s.add_argument(
+        "--recheck",
+        action="store_true",
+        help="read and compare every record at the destination instead of carrying the ones already loaded",
+    )
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("delta", parents=[common], help="pick up what changed in the source since the last import")

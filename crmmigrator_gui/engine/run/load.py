@@ -5,14 +5,22 @@ alternate key (so we know created vs updated, and can snapshot prior values befo
 write new rows with CreateMultiple and changed rows with UpdateMultiple (falling back to a
 ``$batch`` with continue-on-error to isolate bad rows); then commit the crosswalk before the
 next batch starts. A crash, cancel or network loss leaves a run that ``load`` resumes.
+
+Each batch holds ``batch_size`` records per parallel write request: the writes are split into that many
+sub-requests (the destination's hint: ``x-ms-dop-hint`` on Dataverse, the org's limits on Salesforce), sent
+side by side and merged in order, so requests per record stay those of one request per ``batch_size`` while
+the latency of the requests overlaps. Between batches the run can be paused (time paused counts in no rate,
+ETA or run time). A new ``load`` after a finished one carries, without any request, every record whose latest
+outcome still stands for the same staged row and the same map (see :meth:`_Runner._carry`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,19 +29,22 @@ from typing import Any
 from crmmigrator_gui.engine.errors import BlockedError, CancelledError, DestinationError
 from crmmigrator_gui.engine.mapping.maps import assert_confirmed
 from crmmigrator_gui.engine.mapping.playbook import Part, Playbook, load_playbook
-from crmmigrator_gui.engine.mapping.signoff import assert_signed_off
+from crmmigrator_gui.engine.mapping.signoff import assert_signed_off, map_fingerprint
 from crmmigrator_gui.engine.plan import schema
 from crmmigrator_gui.engine.plan.order import group_id, load_order
 from crmmigrator_gui.engine.plan.payloads import BuildError, Payload, PayloadBuilder, Skip
-from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
+from crmmigrator_gui.engine.progress import CancelToken, Failure, ProgressCallback, ProgressEvent, no_progress
 from crmmigrator_gui.engine.project.store import Project, current_actor, now_iso
-from crmmigrator_gui.engine.run.results import RunResult, explain, summarize
-from crmmigrator_gui.engine.target.batch import BatchOp
+from crmmigrator_gui.engine.run.results import RunResult, explain, live_failures, summarize
+from crmmigrator_gui.engine.source.importer import row_hash
+from crmmigrator_gui.engine.target.batch import BatchOp, BatchResult
 from crmmigrator_gui.engine.target.connection import destination, is_sandbox
 from crmmigrator_gui.engine.target.dataverse import DataverseClient, EntityMeta
+from crmmigrator_gui.engine.target.http import DEFAULT_PARALLEL, MAX_PARALLEL, chunked, in_parallel
 
 BATCH_SIZE = 500
 FINAL_ACTIONS = ("created", "updated", "unchanged", "failed", "skipped")
+CARRIED_FROM = ("load", "sample", "delta")  # run kinds whose standing outcomes a new load may carry
 
 
 @dataclass
@@ -51,6 +62,42 @@ class _Batch:
     part: Part
     meta: EntityMeta
     items: list[tuple[str, Payload]] = field(default_factory=list)  # (source id, payload)
+    hashes: dict[str, str] = field(default_factory=dict)  # record id -> staged row hash (of the group)
+    members: dict[str, list[str]] = field(default_factory=dict)  # record id -> source ids it stands for
+
+
+class _ActiveClock:
+    """Seconds of work, not of waiting: time spent paused counts in no rate, ETA or run time."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+        self._paused = 0.0
+        self._since: float | None = None
+
+    def pause(self, paused: bool) -> None:
+        now = time.monotonic()
+        if paused and self._since is None:
+            self._since = now
+        elif not paused and self._since is not None:
+            self._paused += now - self._since
+            self._since = None
+
+    def now(self) -> float:
+        """Active seconds since the clock started (a pause still going on is left out too)."""
+        now = time.monotonic()
+        ongoing = now - self._since if self._since is not None else 0.0
+        return now - self._start - self._paused - ongoing
+
+
+@dataclass
+class _PartProgress:
+    """One part's progress for events: records done (``already``: by this run before a resume) of ``total``."""
+
+    part: Part
+    total: int
+    started: float  # active clock reading when the part began
+    done: int = 0
+    already: int = 0
 
 
 def load(
@@ -62,6 +109,7 @@ def load(
     actor: str | None = None,
     subset: Mapping[str, Collection[str]] | None = None,
     kind: str | None = None,
+    recheck: bool = False,
 ) -> RunResult:
     """Run (or resume) the full load. Raises BlockedError (exit 3) while the map is unconfirmed, and — for a
     full load or a delta — without a sign-off valid for the current map: a map changed after the customer
@@ -71,6 +119,11 @@ def load(
     ``sample`` (default with a subset) that rolls back on its own; the full load later finds its records by
     key and adopts them. ``kind="delta"`` with a subset applies a delta's new and changed records as a run of
     its own in the same ledger.
+
+    A new full load after a finished one retries only the failures and the not-yet-loaded: records whose
+    latest standing outcome was built from the same staged row with the same map are carried as
+    ``unchanged`` without a request. ``recheck=True`` reads and compares every record at the destination
+    (someone may have changed or deleted records there since).
     """
     kind = kind or ("load" if subset is None else "sample")
     if kind not in ("load", "sample", "delta"):
@@ -91,6 +144,7 @@ def load(
             project, playbook, client, progress, cancel or CancelToken(), batch_size, actor or current_actor()
         )
         active.kind = kind
+        active.recheck = recheck
         if subset is not None:
             active.subset = {obj: set(ids) for obj, ids in subset.items()}
         return active.run()  # type: ignore[no-any-return]
@@ -115,6 +169,46 @@ def ensure_schema(
         pass
 
 
+_OBJECT_MAP_SQL = (
+    "SELECT part, target_entity FROM object_maps WHERE source_object = ? ORDER BY part",
+    "SELECT source_field, target_entity, target_field, role, transform, status FROM field_maps "
+    "WHERE source_object = ? ORDER BY source_field, target_entity, target_field",
+    "SELECT source_field, target_entity, target_field, source_value, target_label, target_value, status "
+    "FROM value_maps WHERE source_object = ? ORDER BY source_field, target_entity, target_field, source_value",
+)
+
+
+def object_map_fingerprints(project: Project, playbook: Playbook) -> dict[str, str]:
+    """Per source object, a hash of the map that decides what its records become: its object, field and value
+    maps, plus those of the objects whose rows resolve owners (a changed e-mail column re-owns records).
+
+    Why per object: fixing one value map must not make a re-run re-read every other object.
+    """
+    own: dict[str, str] = {}
+    for obj in project.source_object_names():
+        digest = hashlib.sha256()
+        for sql in _OBJECT_MAP_SQL:
+            for row in project.db.conn.execute(sql, (obj,)):
+                digest.update(json.dumps(row, default=str).encode())
+                digest.update(b"\n")
+            digest.update(b"--\n")
+        own[obj] = digest.hexdigest()
+    owners = sorted(o.name for o in playbook.objects if o.match_user and o.name in own)
+    return {
+        obj: hashlib.sha256("|".join([fp, *(own[o] for o in owners)]).encode()).hexdigest() for obj, fp in own.items()
+    }
+
+
+def record_hash(raw: dict[str, Any], members: Sequence[tuple[str, dict[str, Any]]] | None) -> str:
+    """The staged row hash a record was built from (the importer's ``row_hash``, recomputed from the row so an
+    edited staging row cannot slip past); for a grouped record, a hash over its members' hashes in source-id
+    order."""
+    if not members:
+        return row_hash(raw)
+    joined = "|".join(f"{sid}={row_hash(member)}" for sid, member in sorted(members, key=lambda m: m[0]))
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
 def owner_for_unmatched(project: Project, client: Any) -> str:
     """Who owns the records of technicians with no user: the project's fallback owner (meta
     ``fallback_owner``, an e-mail, checked by pre-flight the same way) or else the migration user."""
@@ -129,6 +223,7 @@ def owner_for_unmatched(project: Project, client: Any) -> str:
 class _Runner:
     kind = "load"
     subset: dict[str, set[str]] | None = None  # a sample's slice: source object -> source ids
+    recheck = False  # True: no record is carried, every one is read and compared at the destination
 
     def __init__(
         self,
@@ -147,32 +242,55 @@ class _Runner:
         self.cancel = cancel
         self.batch_size = batch_size
         self.actor = actor
-        self.start = time.monotonic()
+        self.clock = _ActiveClock()
         self.requests_at_start = client.requests
         self.xref: dict[tuple[str, str], str] = {
             (r["target_entity"], r["key"]): r["dest_id"] for r in project.query("SELECT * FROM xref")
         }
-        self.builder = PayloadBuilder(project, playbook, client, self.xref, owner_for_unmatched(project, client))
+        self.builder = self._make_builder(owner_for_unmatched(project, client))
         self.seq = 0
         self.warnings: list[str] = []
+        self.maps: dict[str, str | None] = {}  # source object -> map fingerprint this run's records are built with
+        self.carried: set[tuple[str, str]] = set()  # (entity, key) of the records this run carried unchanged
+
+    def _make_builder(self, owner: str) -> Any:
+        return PayloadBuilder(self.project, self.playbook, self.client, self.xref, owner)
+
+    @property
+    def parallel(self) -> int:
+        """Parallel write requests: the destination's ``x-ms-dop-hint`` (4 until it answers), at most 8. Read per
+        batch, as the service may change its hint."""
+        hint = getattr(self.client.http, "dop_hint", None) or DEFAULT_PARALLEL
+        return max(1, min(MAX_PARALLEL, int(hint)))
 
     # ------------------------------------------------------------------ run bookkeeping
     def _open_run(self) -> int:
         row = self.project.query(
-            "SELECT id FROM runs WHERE kind = ? AND status IN ('running', 'cancelled', 'interrupted') "
+            "SELECT id, stats FROM runs WHERE kind = ? AND status IN ('running', 'cancelled', 'interrupted') "
             "ORDER BY id DESC LIMIT 1",
             (self.kind,),
         )
         target = json.dumps({"url": self._target_url()})
+        current = object_map_fingerprints(self.project, self.playbook)
         with self.project.step(f"{self.kind} start", {"resume": bool(row)}, actor=self.actor):
             if row:
                 run_id = int(row[0]["id"])
-                self.project.db.conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
+                stats = json.loads(row[0]["stats"] or "{}")
+                opened = (stats.get("map_at_start") or {}).get("objects") or {}
+                # A map changed while the run was stopped: its records were built with two maps, so none of them
+                # can vouch for either one later.
+                self.maps = {obj: fp if opened.get(obj) == fp else None for obj, fp in current.items()}
+                stats["map_at_start"] = {**stats.get("map_at_start", {}), "objects": self.maps}
+                self.project.db.conn.execute(
+                    "UPDATE runs SET status = 'running', stats = ? WHERE id = ?", (json.dumps(stats), run_id)
+                )
             else:
+                self.maps = dict(current)
+                stats = {"map_at_start": {"map_fingerprint": map_fingerprint(self.project), "objects": self.maps}}
                 cur = self.project.db.conn.execute(
                     "INSERT INTO runs (kind, status, started_at, actor, target, stats) VALUES "
-                    "(?, 'running', ?, ?, ?, '{}')",
-                    (self.kind, now_iso(), self.actor, target),
+                    "(?, 'running', ?, ?, ?, ?)",
+                    (self.kind, now_iso(), self.actor, target, json.dumps(stats)),
                 )
                 run_id = int(cur.lastrowid or 0)
         self.seq = int(
@@ -224,7 +342,7 @@ class _Runner:
         if status == "completed" and any(o["failed"] for o in result.objects):
             status = "completed_with_failures"
             result.status = status
-        seconds = time.monotonic() - self.start
+        seconds = self.clock.now()  # paused time is not run time
         requests = self.client.requests - self.requests_at_start
         result.requests = requests + int(
             self.project.scalar("SELECT requests FROM runs WHERE id = ?", (self.run_id,)) or 0
@@ -236,12 +354,14 @@ class _Runner:
             if note not in self.warnings:
                 self.warnings.append(note)
         result.warnings = self.warnings
+        stats = json.loads(self.project.scalar("SELECT stats FROM runs WHERE id = ?", (self.run_id,)) or "{}")
+        stats.update(result.to_json())  # keeps what the run noted when it opened (the map it was built with)
         with self.project.step(
             f"{self.kind} {status}", {"run_id": self.run_id, "requests": requests}, actor=self.actor
         ):
             self.project.db.conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, stats = ?, requests = ?, seconds = ? WHERE id = ?",
-                (status, now_iso(), json.dumps(result.to_json()), result.requests, result.seconds, self.run_id),
+                (status, now_iso(), json.dumps(stats), result.requests, result.seconds, self.run_id),
             )
         return result
 
@@ -295,80 +415,180 @@ class _Runner:
 
     def _load_part(self, part: Part, done_before: dict[tuple[str, str], str], pending_keys: set[str]) -> None:
         meta = self.client.entity(part.entity)
-        records = self._records(part)
-        total = sum(len(m) if m else 1 for _sid, _raw, m in records)
-        done = 0
-        started = time.monotonic()
-        batch = _Batch(part, meta)
+        self._load_records(
+            part,
+            meta,
+            done_before,
+            build=lambda sid, raw, rows: self.builder.build(part, sid, raw, meta, rows),
+            write=lambda batch, outcomes: self._flush(batch, outcomes, pending_keys),
+            full=lambda batch, outcomes: len(batch.items) + len(outcomes) >= self.batch_size * self.parallel,
+        )
+
+    def _load_records(
+        self,
+        part: Part,
+        meta: Any,
+        done_before: dict[tuple[str, str], str],
+        *,
+        build: Callable[[str, dict[str, Any], list[dict[str, Any]] | None], Any],
+        write: Callable[[_Batch, dict[str, Outcome]], None],
+        full: Callable[[_Batch, dict[str, Outcome]], bool],
+        records: list[tuple[str, dict[str, Any], list[tuple[str, dict[str, Any]]] | None]] | None = None,
+    ) -> None:
+        """The batch loop of both destinations: per record, carry it (see :meth:`_carry`) or build its payload
+        (a record refused locally fails or is skipped here); when ``full``, ``write`` the batch, commit it,
+        report it with its failures, and wait here while paused."""
+        records = self._records(part) if records is None else records
+        state = _PartProgress(part, sum(len(m) if m else 1 for _sid, _raw, m in records), self.clock.now())
+        carry = self._carry(part)
+        batch: _Batch = _Batch(part, meta)
         outcomes: dict[str, Outcome] = {}
-        members_of: dict[str, list[str]] = {}
         for source_id, raw, members in records:
-            members_of[source_id] = [m[0] for m in members] if members else [source_id]
+            ids = [m[0] for m in members] if members else [source_id]
             if (part.name, source_id) in done_before:
-                done += len(members_of[source_id])
+                state.done += len(ids)
+                state.already += len(ids)
                 continue
-            try:
-                payload = self.builder.build(part, source_id, raw, meta, [m[1] for m in members] if members else None)
-            except Skip as exc:
-                outcomes[source_id] = Outcome("skipped", code=exc.code, message=str(exc))
-            except BuildError as exc:
-                outcomes[source_id] = Outcome("failed", code=exc.code, message=str(exc))
+            batch.members[source_id] = ids
+            batch.hashes[source_id] = record_hash(raw, members)
+            standing = carry.get(source_id)
+            if standing is not None and standing[1] == batch.hashes[source_id]:
+                outcomes[source_id] = Outcome("unchanged", standing[0])
+                self.carried.add((part.entity, self.builder.key(part, source_id)))
             else:
-                batch.items.append((source_id, payload))
-            if len(batch.items) + len(outcomes) >= self.batch_size:
-                done += self._flush(batch, outcomes, members_of, pending_keys)
-                self._report(part, done, total, started)
-                batch, outcomes = _Batch(part, meta), {}
-                self.cancel.raise_if_cancelled()
-        done += self._flush(batch, outcomes, members_of, pending_keys)
-        self._report(part, done, total, started)
-        self.cancel.raise_if_cancelled()
-
-    def _report(self, part: Part, done: int, total: int, started: float) -> None:
-        elapsed = max(1e-6, time.monotonic() - started)
-        rate = done / elapsed
-        eta = (total - done) / rate if rate > 0 else None
-        self.progress(ProgressEvent("load", part.qualified, done, total, rate=rate, eta_seconds=eta))
-
-    def _flush(
-        self, batch: _Batch, outcomes: dict[str, Outcome], members_of: dict[str, list[str]], pending_keys: set[str]
-    ) -> int:
-        part, meta = batch.part, batch.meta
-        if batch.items:
-            columns = sorted(
-                {c for _sid, p in batch.items for c in p.body if "@" not in c}
-                | {f"_{col}_value" for _sid, p in batch.items for col, _d in p.binds.values()}
-            )
-            if "statecode" in meta.attributes and any(p.post_state for _sid, p in batch.items):
-                columns = sorted({*columns, "statecode", "statuscode"})  # snapshot the state we may change
-            existing = self.client.find_by_keys(
-                meta, self.playbook.key_column, [p.key for _sid, p in batch.items], columns
-            )
-            creates: list[tuple[str, Payload]] = []
-            updates: list[tuple[str, Payload, dict[str, Any], dict[str, Any]]] = []
-            for source_id, payload in batch.items:
-                row = existing.get(payload.key)
-                if row is None:
-                    creates.append((source_id, payload))
-                    continue
-                dest_id = str(row[meta.primary_id])
-                changes, prior = _diff(meta, payload, row)
-                if payload.key in pending_keys:
-                    outcomes[source_id] = Outcome("created", dest_id, written=payload.body)
-                elif changes:
-                    updates.append(
-                        (source_id, payload, changes | {meta.primary_id: dest_id}, prior | _state(payload, row))
-                    )
+                try:
+                    payload = build(source_id, raw, [m[1] for m in members] if members else None)
+                except Skip as exc:
+                    outcomes[source_id] = Outcome("skipped", code=exc.code, message=str(exc))
+                except BuildError as exc:
+                    outcomes[source_id] = Outcome("failed", code=exc.code, message=explain(exc.code, str(exc)))
                 else:
-                    outcomes[source_id] = Outcome("unchanged", dest_id)
-            if creates:
-                self._record_pending(part, creates)
-                outcomes.update(self._create(meta, creates))
-            if updates:
-                outcomes.update(self._update(meta, updates))
-            self._apply_states(meta, batch, outcomes)
-        self._commit(part, outcomes, batch)
-        return sum(len(members_of.get(sid, [sid])) for sid in outcomes)
+                    batch.items.append((source_id, payload))
+            if full(batch, outcomes):
+                self._settle(state, batch, outcomes, write)
+                batch, outcomes = _Batch(part, meta), {}
+        self._settle(state, batch, outcomes, write)
+
+    def _settle(
+        self,
+        state: _PartProgress,
+        batch: _Batch,
+        outcomes: dict[str, Outcome],
+        write: Callable[[_Batch, dict[str, Outcome]], None],
+    ) -> None:
+        """Write, commit (before anything else happens), report with the batch's failures, then the pause point."""
+        if batch.items:
+            write(batch, outcomes)
+        self._commit(batch.part, outcomes, batch)
+        state.done += sum(len(batch.members.get(sid) or [sid]) for sid in outcomes)
+        failed = [(sid, o.code, o.message) for sid, o in outcomes.items() if o.action == "failed"]
+        self._report(state, failures=live_failures(batch.part.obj, failed, batch.members))
+        self._checkpoint(state)
+
+    def _report(
+        self, state: _PartProgress, *, failures: tuple[Failure, ...] = (), paused: bool = False, message: str = ""
+    ) -> None:
+        """Records/s over this session's work and active time only (resumed records and pauses left out)."""
+        elapsed = max(1e-6, self.clock.now() - state.started)
+        rate = (state.done - state.already) / elapsed
+        eta = (state.total - state.done) / rate if rate > 0 else None
+        self.progress(
+            ProgressEvent(
+                "load",
+                state.part.qualified,
+                state.done,
+                state.total,
+                rate=rate,
+                eta_seconds=eta,
+                message=message,
+                failures=failures,
+                paused=paused,
+            )
+        )
+
+    def _checkpoint(self, state: _PartProgress) -> None:
+        """Between batches, after the commit: wait while paused (the wait stops the clock), stop if cancelled."""
+
+        def on_pause(paused: bool) -> None:
+            self.clock.pause(paused)
+            self._report(state, paused=paused, message="paused" if paused else "resumed")
+
+        self.cancel.checkpoint(on_pause)
+
+    def _carry(self, part: Part) -> dict[str, tuple[str, str]]:
+        """Record id -> (destination id, row hash) of the part's records a new full load may carry as unchanged
+        without a request (the caller still compares the row hash with the staged row's).
+
+        A record qualifies when its latest outcome — in a load, sample or delta run that was not rolled back,
+        and not rolled back itself — was created, updated or unchanged; that run built it with the map of its
+        object this run uses; and the xref still holds that destination id (a rollback forgets deleted ones).
+        Anything else (failed, skipped, never loaded, changed row or map) is loaded normally.
+        """
+        wanted = self.maps.get(part.obj)
+        if self.kind != "load" or self.recheck or not wanted:
+            return {}
+        marks = ",".join("?" * len(CARRIED_FROM))
+        same_map = {}
+        for run in self.project.query(
+            f"SELECT id, stats FROM runs WHERE kind IN ({marks}) AND status != 'rolled_back' AND id != ?",
+            (*CARRIED_FROM, self.run_id),
+        ):
+            opened = (json.loads(run["stats"] or "{}").get("map_at_start") or {}).get("objects") or {}
+            same_map[run["id"]] = opened.get(part.obj) == wanted
+        if not any(same_map.values()):
+            return {}
+        finals = ",".join("?" * len(FINAL_ACTIONS))
+        latest: dict[str, tuple[Any, ...]] = {}
+        for row in self.project.db.conn.execute(
+            "SELECT run_id, source_id, action, dest_id, key, row_hash FROM crosswalk WHERE target_entity = ? "
+            f"AND part = ? AND source_object = ? AND rolled_back_at IS NULL AND action IN ({finals}) "
+            "ORDER BY run_id, seq",
+            (part.entity, part.name, part.obj, *FINAL_ACTIONS),
+        ):
+            if row[0] in same_map:
+                latest[row[1]] = row
+        return {
+            sid: (dest, digest)
+            for sid, (run_id, _sid, action, dest, key, digest) in latest.items()
+            if same_map[run_id]
+            and action in ("created", "updated", "unchanged")
+            and dest
+            and digest
+            and self.xref.get((part.entity, key)) == dest
+        }
+
+    def _flush(self, batch: _Batch, outcomes: dict[str, Outcome], pending_keys: set[str]) -> None:
+        part, meta = batch.part, batch.meta
+        columns = sorted(
+            {c for _sid, p in batch.items for c in p.body if "@" not in c}
+            | {f"_{col}_value" for _sid, p in batch.items for col, _d in p.binds.values()}
+        )
+        if "statecode" in meta.attributes and any(p.post_state for _sid, p in batch.items):
+            columns = sorted({*columns, "statecode", "statuscode"})  # snapshot the state we may change
+        existing = self.client.find_by_keys(
+            meta, self.playbook.key_column, [p.key for _sid, p in batch.items], columns, parallel=self.parallel
+        )
+        creates: list[tuple[str, Payload]] = []
+        updates: list[tuple[str, Payload, dict[str, Any], dict[str, Any]]] = []
+        for source_id, payload in batch.items:
+            row = existing.get(payload.key)
+            if row is None:
+                creates.append((source_id, payload))
+                continue
+            dest_id = str(row[meta.primary_id])
+            changes, prior = _diff(meta, payload, row)
+            if payload.key in pending_keys:
+                outcomes[source_id] = Outcome("created", dest_id, written=payload.body)
+            elif changes:
+                updates.append((source_id, payload, changes | {meta.primary_id: dest_id}, prior | _state(payload, row)))
+            else:
+                outcomes[source_id] = Outcome("unchanged", dest_id)
+        if creates:
+            self._record_pending(part, creates)
+            outcomes.update(self._create(meta, creates))
+        if updates:
+            outcomes.update(self._update(meta, updates))
+        self._apply_states(meta, batch, outcomes)
 
     def _record_pending(self, part: Part, creates: list[tuple[str, Payload]]) -> None:
         """Intent log: if we crash after the destination wrote but before we commit, resume knows."""
@@ -382,11 +602,30 @@ class _Runner:
                     (self.run_id, self.seq, part.obj, part.name, source_id, part.entity, payload.key, touched),
                 )
 
+    def _split(self, work: Callable[[Sequence[Any]], dict[str, Outcome]], items: list[Any]) -> dict[str, Outcome]:
+        """One batch's writes as sub-requests of at most ``batch_size`` rows, ``parallel`` at a time, merged in
+        input order (the crosswalk keeps the batch's order whatever answered first)."""
+        merged: dict[str, Outcome] = {}
+        for outcomes in in_parallel(work, chunked(items, self.batch_size), self.parallel):
+            merged.update(outcomes)
+        return merged
+
+    def _send_ops(self, ops: list[BatchOp]) -> list[BatchResult]:
+        """``$batch`` requests of at most ``batch_size`` operations, side by side; results in order."""
+        results: list[BatchResult] = []
+        for answered in in_parallel(lambda chunk: self.client.batch(list(chunk)), chunked(ops, self.batch_size),
+                                    self.parallel):  # fmt: skip
+            results.extend(answered)
+        return results
+
     def _create(self, meta: EntityMeta, creates: list[tuple[str, Payload]]) -> dict[str, Outcome]:
-        bodies = [p.body for _sid, p in creates]
-        if self.client.supports_bulk(meta.logical, "CreateMultiple"):
+        bulk = self.client.supports_bulk(meta.logical, "CreateMultiple")
+        return self._split(lambda chunk: self._create_chunk(meta, chunk, bulk), creates)
+
+    def _create_chunk(self, meta: EntityMeta, creates: Sequence[tuple[str, Payload]], bulk: bool) -> dict[str, Outcome]:
+        if bulk:
             try:
-                ids = self.client.create_multiple(meta, bodies)
+                ids = self.client.create_multiple(meta, [p.body for _sid, p in creates])
                 return {
                     sid: Outcome("created", dest, written=p.body) for (sid, p), dest in zip(creates, ids, strict=True)
                 }
@@ -403,9 +642,8 @@ class _Runner:
             )
             for _sid, payload in creates
         ]
-        results = self.client.batch(ops)
         outcomes = {}
-        for (sid, payload), result in zip(creates, results, strict=True):
+        for (sid, payload), result in zip(creates, self.client.batch(ops), strict=True):
             if result.ok:
                 outcomes[sid] = Outcome("created", result.entity_id, written=payload.body)
             else:
@@ -416,10 +654,15 @@ class _Runner:
     def _update(
         self, meta: EntityMeta, updates: list[tuple[str, Payload, dict[str, Any], dict[str, Any]]]
     ) -> dict[str, Outcome]:
-        bodies = [changes for _sid, _p, changes, _prior in updates]
-        if self.client.supports_bulk(meta.logical, "UpdateMultiple"):
+        bulk = self.client.supports_bulk(meta.logical, "UpdateMultiple")
+        return self._split(lambda chunk: self._update_chunk(meta, chunk, bulk), updates)
+
+    def _update_chunk(
+        self, meta: EntityMeta, updates: Sequence[tuple[str, Payload, dict[str, Any], dict[str, Any]]], bulk: bool
+    ) -> dict[str, Outcome]:
+        if bulk:
             try:
-                self.client.update_multiple(meta, bodies)
+                self.client.update_multiple(meta, [changes for _sid, _p, changes, _prior in updates])
                 return {
                     sid: Outcome("updated", ch[meta.primary_id], prior=prior, written=ch)
                     for sid, _p, ch, prior in updates
@@ -454,7 +697,7 @@ class _Runner:
                 owners.append(sid)
         if not ops:
             return
-        for sid, result in zip(owners, self.client.batch(ops), strict=True):
+        for sid, result in zip(owners, self._send_ops(ops), strict=True):
             if not result.ok:
                 self.warnings.append(f"{batch.part.qualified} {sid}: status not set ({result.error[1]})")
 
@@ -472,7 +715,8 @@ class _Runner:
                 self.seq += 1
                 conn.execute(
                     "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, dest_id, "
-                    "action, prior, written, error_code, error_message, at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "action, prior, written, error_code, error_message, at, row_hash) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         self.run_id,
                         self.seq,
@@ -488,6 +732,7 @@ class _Runner:
                         outcome.code,
                         outcome.message,
                         touched,
+                        batch.hashes.get(sid),
                     ),
                 )
                 if outcome.dest_id and outcome.action in ("created", "updated", "unchanged"):
@@ -506,15 +751,18 @@ class _Runner:
         target = self.playbook.part(link["to"])
         nav = meta.nav_property(link["column"], target.entity)
         wanted: dict[str, tuple[str, str, str]] = {}
+        settled = self._settled_link(part, target)
         for sid, raw in self.project.iter_staged(part.obj):
             if not self._wanted(part.obj, sid):
                 continue
             value = self.builder.role_value(part.obj, link["by_role"], raw)
-            here = self.xref.get((part.entity, self.builder.key(part, sid)))
+            key = self.builder.key(part, sid)
+            here = self.xref.get((part.entity, key))
             there = self.xref.get((target.entity, self.builder.key(target, value))) if value else None
-            if here and there:
-                wanted[self.builder.key(part, sid)] = (sid, here, there)
+            if here and there and not settled(key, self.builder.key(target, value)):
+                wanted[key] = (sid, here, there)
         keys = list(wanted)
+        state = _PartProgress(part, len(keys), self.clock.now())
         for start in range(0, len(keys), self.batch_size):
             chunk = keys[start : start + self.batch_size]
             existing = self.client.find_by_keys(meta, self.playbook.key_column, chunk, [f"_{link['column']}_value"])
@@ -545,7 +793,25 @@ class _Runner:
                         written={f"{nav}@odata.bind": there},
                         error=None if result.ok else result.error,
                     )  # fmt: skip
-            self.cancel.raise_if_cancelled()
+            state.done = state.already = start + len(chunk)
+            self._checkpoint(state)
+
+    def _settled_link(self, part: Part, target: Part) -> Callable[[str, str], bool]:
+        """Whether a link (record key, target key) needs no read: both records were carried by this run (nothing
+        about either changed since their standing outcome, which set or checked the link) and the link's latest
+        outcome did not fail."""
+        if not self.carried:
+            return lambda _key, _target_key: False
+        failed: set[str] = set()
+        for key, action in self.project.db.conn.execute(
+            "SELECT key, action FROM crosswalk WHERE target_entity = ? AND part = ? AND rolled_back_at IS NULL "
+            "ORDER BY run_id, seq",
+            (part.entity, f"{part.name}:link"),
+        ):
+            (failed.add if action == "link_failed" else failed.discard)(key)
+        return lambda key, target_key: (
+            (part.entity, key) in self.carried and (target.entity, target_key) in self.carried and key not in failed
+        )
 
     def _record_link(
         self,

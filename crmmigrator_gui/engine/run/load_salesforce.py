@@ -49,18 +49,16 @@ from crmmigrator_gui.engine.errors import BlockedError, DestinationError
 from crmmigrator_gui.engine.mapping.playbook import Part, Playbook, load_playbook
 from crmmigrator_gui.engine.plan import sf_schema
 from crmmigrator_gui.engine.plan.sf_payloads import (
-    BuildError,
     FilePayload,
     SfPayload,
     SfPayloadBuilder,
-    Skip,
     diff,
     same,
 )
 from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
 from crmmigrator_gui.engine.project.store import Project, now_iso
 from crmmigrator_gui.engine.run import rollback as rb
-from crmmigrator_gui.engine.run.load import Outcome, _Batch, _Runner, owner_for_unmatched, server_now
+from crmmigrator_gui.engine.run.load import Outcome, _Batch, _PartProgress, _Runner, server_now
 from crmmigrator_gui.engine.run.results import RunResult, explain
 from crmmigrator_gui.engine.target.connection import is_sandbox
 from crmmigrator_gui.engine.target.salesforce import RecordResult, SalesforceClient
@@ -128,22 +126,20 @@ class _SfRunner(_Runner):
         batch_size: int,
         actor: str,
     ) -> None:
-        self.project = project
-        self.playbook = playbook
-        self.client = client  # type: ignore[assignment]
         self.sf = client
-        self.progress = progress
-        self.cancel = cancel
-        self.batch_size = batch_size
-        self.actor = actor
-        self.start = time.monotonic()
-        self.requests_at_start = client.requests
-        self.xref = {(r["target_entity"], r["key"]): r["dest_id"] for r in project.query("SELECT * FROM xref")}
-        running_user = owner_for_unmatched(project, client)
-        self.builder = SfPayloadBuilder(project, playbook, client, self.xref, running_user)  # type: ignore[assignment]
-        self.sfb = self.builder  # typed alias
-        self.seq = 0
-        self.warnings: list[str] = []
+        self._parallel: int | None = None
+        super().__init__(project, playbook, client, progress, cancel, batch_size, actor)  # type: ignore[arg-type]
+        self.sfb: SfPayloadBuilder = self.builder  # typed alias
+
+    def _make_builder(self, owner: str) -> SfPayloadBuilder:
+        return SfPayloadBuilder(self.project, self.playbook, self.sf, self.xref, owner)
+
+    @property
+    def parallel(self) -> int:
+        """Write requests in flight, sized once per run from the org's limits (Salesforce sends no hint)."""
+        if self._parallel is None:
+            self._parallel = self.sf.write_parallelism()
+        return self._parallel
 
     def _target_url(self) -> str:
         return self.sf.instance_url
@@ -211,50 +207,27 @@ class _SfRunner(_Runner):
             return
         meta = self.sf.describe(part.entity)
         records = self._records(part)
-        total = sum(len(m) if m else 1 for _sid, _raw, m in records)
         bulk = len(records) >= self.sf.bulk_threshold
-        size = max(self.batch_size, BULK_BATCH) if bulk else self.batch_size
-        done = 0
-        started = time.monotonic()
-        batch = _Batch(part, meta)  # type: ignore[arg-type]
-        outcomes: dict[str, Outcome] = {}
-        members_of: dict[str, list[str]] = {}
-        for source_id, raw, members in records:
-            members_of[source_id] = [m[0] for m in members] if members else [source_id]
-            if (part.name, source_id) in done_before:
-                done += len(members_of[source_id])
-                continue
-            try:
-                payload = self.sfb.build(part, source_id, raw, meta, [m[1] for m in members] if members else None)
-            except Skip as exc:
-                outcomes[source_id] = Outcome("skipped", code=exc.code, message=str(exc))
-            except BuildError as exc:
-                outcomes[source_id] = Outcome("failed", code=exc.code, message=explain(exc.code, str(exc)))
-            else:
-                batch.items.append((source_id, payload))  # type: ignore[arg-type]
-            if len(batch.items) + len(outcomes) >= size:
-                done += self._sf_flush(batch, outcomes, members_of, pending_keys, bulk)
-                self._report(part, done, total, started)
-                batch, outcomes = _Batch(part, meta), {}  # type: ignore[arg-type]
-                self.cancel.raise_if_cancelled()
-        done += self._sf_flush(batch, outcomes, members_of, pending_keys, bulk)
-        self._report(part, done, total, started)
-        self.cancel.raise_if_cancelled()
+        per_request = max(self.batch_size, BULK_BATCH) if bulk else self.batch_size
+        self._load_records(
+            part,
+            meta,
+            done_before,
+            build=lambda sid, raw, rows: self.sfb.build(part, sid, raw, meta, rows),
+            write=lambda batch, outcomes: self._sf_flush(batch, outcomes, pending_keys, bulk),
+            full=lambda batch, outcomes: len(batch.items) + len(outcomes) >= per_request * self.parallel,
+            records=records,
+        )
 
-    def _sf_flush(
-        self,
-        batch: _Batch,
-        outcomes: dict[str, Outcome],
-        members_of: dict[str, list[str]],
-        pending_keys: set[str],
-        bulk: bool,
-    ) -> int:
+    def _sf_flush(self, batch: _Batch, outcomes: dict[str, Outcome], pending_keys: set[str], bulk: bool) -> None:
         part, meta = batch.part, batch.meta
         key_column = self.playbook.key_column
         items: list[tuple[str, SfPayload]] = batch.items  # type: ignore[assignment]
         if items:
             fields = sorted({name for _sid, p in items for name in p.query_fields()})
-            existing = self.sf.find_by_external_ids(part.entity, key_column, [p.key for _sid, p in items], fields)
+            existing = self.sf.find_by_external_ids(
+                part.entity, key_column, [p.key for _sid, p in items], fields, parallel=self.parallel
+            )
             creates: list[tuple[str, SfPayload]] = []
             updates: list[tuple[str, SfPayload, dict[str, Any], dict[str, Any], str]] = []
             for source_id, payload in items:
@@ -291,42 +264,28 @@ class _SfRunner(_Runner):
                         outcomes[sid] = Outcome("updated", result.id or dest, prior=prior, written=changes)
                     else:
                         outcomes[sid] = _failed(result)
-        self._commit(part, outcomes, batch)
-        return sum(len(members_of.get(sid, [sid])) for sid in outcomes)
 
     # ------------------------------------------------------------------ files
     def _load_files(self, part: Part, done_before: dict[tuple[str, str], str], pending_keys: set[str]) -> None:
-        """Upload a file part's files one at a time, in batches committed like record batches."""
+        """Upload a file part's files one at a time, in batches committed like record batches (at most
+        ``FILE_BATCH`` files and about ``FILE_BATCH_BYTES`` of file data held per batch)."""
         meta = self.sf.describe(part.entity)
-        records = self._records(part)
-        total, done, started = len(records), 0, time.monotonic()
         size = max(1, min(self.batch_size, FILE_BATCH))
-        batch = _Batch(part, meta)  # type: ignore[arg-type]
-        outcomes: dict[str, Outcome] = {}
-        held = 0
-        for source_id, raw, _members in records:
-            if (part.name, source_id) in done_before:
-                done += 1
-                continue
-            try:
-                payload = self.sfb.build_file(part, source_id, raw, meta)
-            except Skip as exc:
-                outcomes[source_id] = Outcome("skipped", code=exc.code, message=str(exc))
-            except BuildError as exc:
-                outcomes[source_id] = Outcome("failed", code=exc.code, message=explain(exc.code, str(exc)))
-            else:
-                batch.items.append((source_id, payload))  # type: ignore[arg-type]
-                held += len(payload.data)
-            if len(batch.items) + len(outcomes) >= size or held >= FILE_BATCH_BYTES:
-                done += self._file_flush(batch, outcomes, pending_keys)
-                self._report(part, done, total, started)
-                batch, outcomes, held = _Batch(part, meta), {}, 0  # type: ignore[arg-type]
-                self.cancel.raise_if_cancelled()
-        done += self._file_flush(batch, outcomes, pending_keys)
-        self._report(part, done, total, started)
-        self.cancel.raise_if_cancelled()
 
-    def _file_flush(self, batch: _Batch, outcomes: dict[str, Outcome], pending_keys: set[str]) -> int:
+        def full(batch: _Batch, outcomes: dict[str, Outcome]) -> bool:
+            held = sum(len(p.data) for _sid, p in batch.items)  # type: ignore[attr-defined]
+            return len(batch.items) + len(outcomes) >= size or held >= FILE_BATCH_BYTES
+
+        self._load_records(
+            part,
+            meta,
+            done_before,
+            build=lambda sid, raw, _rows: self.sfb.build_file(part, sid, raw, meta),
+            write=lambda batch, outcomes: self._file_flush(batch, outcomes, pending_keys),
+            full=full,
+        )
+
+    def _file_flush(self, batch: _Batch, outcomes: dict[str, Outcome], pending_keys: set[str]) -> None:
         part = batch.part
         key_column = self.playbook.key_column
         items: list[tuple[str, FilePayload]] = batch.items  # type: ignore[assignment]
@@ -366,8 +325,6 @@ class _SfRunner(_Runner):
                     versions[sid] = (payload, version)
                 self.cancel.raise_if_cancelled()
             self._key_files(part, versions, outcomes)
-        self._commit(part, outcomes, batch)
-        return len(outcomes)
 
     def _record_file_pending(self, part: Part, uploads: list[tuple[str, FilePayload]]) -> None:
         """Intent log with the file's identity, so resume and rollback can find an upload that lost its key."""
@@ -425,9 +382,12 @@ class _SfRunner(_Runner):
             outcomes[sid] = Outcome("created", document, written=written)
 
     def _upsert(self, part: Part, records: list[dict[str, Any]], bulk: bool) -> list[RecordResult]:
+        """Collections calls of 200, or Bulk jobs of ``BULK_BATCH`` rows, ``parallel`` of them in flight."""
         if bulk:
-            return self.sf.bulk_upsert(part.entity, self.playbook.key_column, records)
-        return self.sf.upsert_collection(part.entity, self.playbook.key_column, records)
+            return self.sf.bulk_upsert(
+                part.entity, self.playbook.key_column, records, parallel=self.parallel, rows_per_job=BULK_BATCH
+            )
+        return self.sf.upsert_collection(part.entity, self.playbook.key_column, records, parallel=self.parallel)
 
     def _link(self, part: Part, link: dict[str, Any]) -> None:
         """Second pass for lookups between records of the same load that may point forward (a branch
@@ -436,6 +396,7 @@ class _SfRunner(_Runner):
         target = self.playbook.part(link["to"])
         column = link["column"]
         wanted: dict[str, tuple[str, str, str]] = {}
+        settled = self._settled_link(part, target)
         for sid, raw in self.project.iter_staged(part.obj):
             if not self._wanted(part.obj, sid):
                 continue
@@ -443,9 +404,10 @@ class _SfRunner(_Runner):
             key = self.builder.key(part, sid)
             here = self.xref.get((part.entity, key))
             there = self.xref.get((target.entity, self.builder.key(target, value))) if value else None
-            if here and there and here != there:
+            if here and there and here != there and not settled(key, self.builder.key(target, value)):
                 wanted[key] = (sid, here, there)
         keys = list(wanted)
+        state = _PartProgress(part, len(keys), self.clock.now())
         for start in range(0, len(keys), ROLLBACK_BATCH):
             chunk = keys[start : start + ROLLBACK_BATCH]
             existing = self.sf.find_by_external_ids(part.entity, self.playbook.key_column, chunk, [column])
@@ -472,7 +434,8 @@ class _SfRunner(_Runner):
                         written={column: there},
                         error=None if result.ok else (code, result.message),
                     )  # fmt: skip
-            self.cancel.raise_if_cancelled()
+            state.done = state.already = start + len(chunk)
+            self._checkpoint(state)
 
 
 def _documents_of(client: SalesforceClient, version_ids: list[str]) -> dict[str, str]:

@@ -8,11 +8,13 @@ for every object created + updated + unchanged + failed + skipped = source recor
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from crmmigrator_gui.engine.mapping.playbook import load_playbook
 from crmmigrator_gui.engine.plan.order import load_order, members_by_record
+from crmmigrator_gui.engine.progress import Failure
 from crmmigrator_gui.engine.project.store import Project
 
 PRECEDENCE = {"failed": 5, "skipped": 4, "created": 3, "updated": 2, "unchanged": 1}
@@ -54,6 +56,21 @@ def explain(code: str | None, message: str) -> str:
     """Plain language first, the destination's own words after."""
     plain = _EXPLANATIONS.get(code or "")
     return f"{plain}: {message}" if plain and message else (plain or message)
+
+
+def live_failures(
+    source_object: str,
+    failed: Iterable[tuple[str, str | None, str | None]],
+    members: Mapping[str, Sequence[str]],
+) -> tuple[Failure, ...]:
+    """The progress event's failures for one committed batch: ``failed`` holds (record id, code, message)
+    of the records the destination (or the payload builder) refused; a refused group fails each of its source
+    records. Messages are already in plain language (:func:`explain` runs where an outcome is made)."""
+    return tuple(
+        Failure(source_object, source_id, code or "", message or "")
+        for record_id, code, message in failed
+        for source_id in members.get(record_id) or (record_id,)
+    )
 
 
 @dataclass

@@ -11,16 +11,42 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from crmmigrator_gui.engine.errors import DestinationError
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+DEFAULT_PARALLEL = 4  # before the destination says otherwise (Dataverse's usual x-ms-dop-hint)
+MAX_PARALLEL = 8  # a laptop: more threads buy nothing but contention and bigger throttling bursts
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def in_parallel(work: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """``work`` over ``items`` with at most ``workers`` at a time; results in input order.
+
+    Why a helper: every parallel write must end before the caller commits its outcomes (the durability rule),
+    so the pool is joined before this returns, even when one item raised; the first error (in input order)
+    is then re-raised. With one worker or one item nothing leaves the calling thread.
+    """
+    if workers <= 1 or len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="crm-write") as pool:
+        futures = [pool.submit(work, item) for item in items]
+    return [future.result() for future in futures]
+
+
+def chunked(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items (one sub-request each)."""
+    size = max(1, size)
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 class ThrottleGate:
@@ -36,8 +62,9 @@ class ThrottleGate:
     def wait(self) -> None:
         with self._lock:
             delay = self._not_before - time.monotonic()
+            if delay > 0:
+                self.waited_seconds += delay
         if delay > 0:
-            self.waited_seconds += delay
             self._sleep(delay)
 
     def pause(self, seconds: float) -> None:
@@ -134,11 +161,12 @@ class RetryingHttp:
                 continue
             self._note_server_date(response.headers.get("Date"))
             hint = response.headers.get("x-ms-dop-hint")
-            if hint and hint.isdigit():
+            if hint and hint.isdigit() and int(hint) > 0:
                 self.dop_hint = int(hint)
             if response.status_code in RETRYABLE_STATUS and attempt < self._max_retries:
                 attempt += 1
-                self.retries += 1
+                with self._count_lock:
+                    self.retries += 1
                 retry_after = response.headers.get("Retry-After")
                 if response.status_code == 429:
                     seconds = float(retry_after) if retry_after and _is_number(retry_after) else 2.0**attempt

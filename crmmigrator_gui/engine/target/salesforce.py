@@ -14,6 +14,7 @@ in input order. Parent references by external id are accepted nested or dotted (
 from __future__ import annotations
 
 import base64
+import math
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
@@ -23,6 +24,7 @@ import httpx
 
 from crmmigrator_gui.engine.errors import DestinationError, MigratorError
 from crmmigrator_gui.engine.target import sf_tooling
+from crmmigrator_gui.engine.target.http import MAX_PARALLEL, chunked, in_parallel
 from crmmigrator_gui.engine.target.sf_bulk import BulkIngest
 from crmmigrator_gui.engine.target.sf_codec import (
     NUMERIC_TYPES,
@@ -32,7 +34,7 @@ from crmmigrator_gui.engine.target.sf_codec import (
     soql_literal,
     soql_string,
 )
-from crmmigrator_gui.engine.target.sf_http import SalesforceApi
+from crmmigrator_gui.engine.target.sf_http import COLLECTION_SIZE, SalesforceApi
 from crmmigrator_gui.engine.target.sf_types import FieldMeta, RecordResult, SObjectMeta
 
 __all__ = ["FieldMeta", "RecordResult", "SObjectMeta", "SalesforceClient"]
@@ -40,6 +42,12 @@ __all__ = ["FieldMeta", "RecordResult", "SObjectMeta", "SalesforceClient"]
 BULK_THRESHOLD = 2_000  # Salesforce's own guidance: "bulkified" REST below 2,000 rows, Bulk 2.0 above
 SOQL_URL_BUDGET = 12_000  # URL-encoded SOQL per GET; Salesforce rejects request URIs over ~16 KB
 FILE_JSON_MAX = 20 * 1024 * 1024  # raw bytes sent as base64 JSON (cap 37.5 MB base64 ≈ 28 MB raw); above: multipart
+BULK_JOB_ROWS = 10_000  # rows per Bulk 2.0 job when several run side by side (Salesforce's internal batch size)
+DEVELOPER_DAILY_REQUESTS = 15_000  # DailyApiRequests Max of Developer Edition / trial orgs (reference §9)
+
+
+def _flatten(answers: list[list[RecordResult]]) -> list[RecordResult]:
+    return [result for answer in answers for result in answer]
 
 
 class SalesforceClient(SalesforceApi):
@@ -79,6 +87,22 @@ class SalesforceClient(SalesforceApi):
     # ------------------------------------------------------------------ org and metadata
     def limits(self) -> dict[str, Any]:
         return dict(self._json("GET", "limits", what="reading the org limits"))
+
+    def write_parallelism(self, cap: int = MAX_PARALLEL) -> int:
+        """How many write requests (Collections calls, Bulk jobs) to keep in flight, from the org's limits.
+
+        Salesforce has no per-second throttling and no parallelism hint; what parallel calls can exhaust is the
+        concurrent long-running request cap (reference §9: 25 per org, 5 on Developer/trial orgs, which show a
+        ``DailyApiRequests`` Max of 15,000). Staying at half of it leaves the other half to the org's other
+        integrations even if every call turned slow. An org that will not show its limits gets 2.
+        """
+        try:
+            daily = self.limits().get("DailyApiRequests") or {}
+        except DestinationError:
+            return 2
+        maximum = daily.get("Max")
+        long_running = 5 if isinstance(maximum, int) and maximum <= DEVELOPER_DAILY_REQUESTS else 25
+        return max(1, min(cap, long_running // 2))
 
     def user_info(self) -> dict[str, Any]:
         """The running user (``/services/oauth2/userinfo``): ``user_id``, ``organization_id``, ``username`` …"""
@@ -142,13 +166,14 @@ class SalesforceClient(SalesforceApi):
             data = self._json("GET", self.instance_url + next_url, headers=headers, what="paging a SOQL query")
 
     def find_by_external_ids(
-        self, sobject: str, ext_field: str, values: list[str], fields: list[str]
+        self, sobject: str, ext_field: str, values: list[str], fields: list[str], *, parallel: int = 1
     ) -> dict[str, dict[str, Any]]:
         """Existing records by external id -> ``{input value: record}`` (Id and the ext field always selected).
 
         Values go in ``IN (…)`` lists chunked to keep each GET URL under :attr:`soql_url_budget`. Matching
         follows the field: case-insensitive unless describe says ``caseSensitive``; numbers compare by value.
-        When several records share a value (non-unique field), the first one returned is kept.
+        When several records share a value (non-unique field), the first one returned is kept. ``parallel``
+        queries run side by side (same requests, overlapped latency).
         """
         meta = self.describe(sobject)
         ext = meta.field(ext_field)
@@ -177,8 +202,9 @@ class SalesforceClient(SalesforceApi):
         literals = [soql_literal(v, ext.type) for v in wanted.values()]
         prefix = f"SELECT {', '.join(names)} FROM {meta.name} WHERE {ext.name} IN ("
         found: dict[str, dict[str, Any]] = {}
-        for soql in in_chunks(prefix, literals, ")", self.soql_url_budget):
-            for record in self.query(soql):
+        queries = list(in_chunks(prefix, literals, ")", self.soql_url_budget))
+        for records in in_parallel(lambda soql: list(self.query(soql)), queries, parallel):
+            for record in records:
                 key = norm(record.get(ext.name))
                 original = wanted.get(key) if key is not None else None
                 if original is not None and original not in found:
@@ -196,19 +222,30 @@ class SalesforceClient(SalesforceApi):
         return lookup
 
     def upsert_collection(
-        self, sobject: str, ext_field: str, records: list[dict[str, Any]], *, all_or_none: bool = False
+        self,
+        sobject: str,
+        ext_field: str,
+        records: list[dict[str, Any]],
+        *,
+        all_or_none: bool = False,
+        parallel: int = 1,
     ) -> list[RecordResult]:
-        """``PATCH /composite/sobjects/{sobject}/{ext_field}``; ``created`` tells insert (201) from update (200)."""
+        """``PATCH /composite/sobjects/{sobject}/{ext_field}``; ``created`` tells insert (201) from update (200).
+        Calls of 200 records, ``parallel`` at a time (each call is its own transaction either way)."""
         lookup = self._lookup_field(sobject)
         bodies = [json_record(r, sobject, lookup) for r in records]
-        return self._collection(
-            "PATCH",
-            f"composite/sobjects/{sobject}/{ext_field}",
-            bodies,
-            [sobject] * len(bodies),
-            all_or_none=all_or_none,
-            what=f"upserting {sobject} by {ext_field}",
-        )
+
+        def send(chunk: Any) -> list[RecordResult]:
+            return self._collection(
+                "PATCH",
+                f"composite/sobjects/{sobject}/{ext_field}",
+                list(chunk),
+                [sobject] * len(chunk),
+                all_or_none=all_or_none,
+                what=f"upserting {sobject} by {ext_field}",
+            )
+
+        return _flatten(in_parallel(send, chunked(bodies, COLLECTION_SIZE), parallel))
 
     def create_collection(
         self, records: list[dict[str, Any]], *, all_or_none: bool = False, sobject: str | None = None
@@ -226,9 +263,15 @@ class SalesforceClient(SalesforceApi):
         )
 
     def update_collection(
-        self, records: list[dict[str, Any]], *, all_or_none: bool = False, sobject: str | None = None
+        self,
+        records: list[dict[str, Any]],
+        *,
+        all_or_none: bool = False,
+        sobject: str | None = None,
+        parallel: int = 1,
     ) -> list[RecordResult]:
-        """``PATCH /composite/sobjects``; every record carries ``Id`` (type from attributes, ``sobject`` or Id)."""
+        """``PATCH /composite/sobjects``; every record carries ``Id`` (type from attributes, ``sobject`` or Id);
+        calls of 200 records, ``parallel`` at a time."""
         results: list[RecordResult | None] = [None] * len(records)
         send: list[int] = []
         bodies: list[dict[str, Any]] = []
@@ -242,10 +285,14 @@ class SalesforceClient(SalesforceApi):
             type_name = sobject or _type_of(record) or self.sobject_for_id(str(rid))
             send.append(i)
             bodies.append(json_record(record, type_name, self._lookup_field(type_name)))
-        types = [(b.get("attributes") or {}).get("type", "") for b in bodies]
-        sent = self._collection(
-            "PATCH", "composite/sobjects", bodies, types, all_or_none=all_or_none, what="updating records"
-        )
+
+        def patch(chunk: Any) -> list[RecordResult]:
+            types = [(b.get("attributes") or {}).get("type", "") for b in chunk]
+            return self._collection(
+                "PATCH", "composite/sobjects", list(chunk), types, all_or_none=all_or_none, what="updating records"
+            )
+
+        sent = _flatten(in_parallel(patch, chunked(bodies, COLLECTION_SIZE), parallel))
         for i, r in zip(send, sent, strict=True):
             results[i] = r
         return [r if r is not None else RecordResult(False) for r in results]
@@ -266,19 +313,29 @@ class SalesforceClient(SalesforceApi):
         operation: str = "upsert",
         poll_interval: float = 0.5,
         timeout: float = 3600,
+        parallel: int = 1,
+        rows_per_job: int = BULK_JOB_ROWS,
     ) -> list[RecordResult]:
         """A Bulk 2.0 ingest job (``operation`` insert/update/upsert/delete/hardDelete), results in input order.
 
         Rows may use ``Account.Source_System_ID__c`` columns or nested references; ``None``/``""`` -> ``#N/A``.
+        With ``parallel`` > 1, more than ``rows_per_job`` rows go as up to ``parallel`` jobs of at least
+        ``rows_per_job`` rows each, created, uploaded and polled side by side (no more jobs than one job per
+        ``rows_per_job`` rows would need).
         """
-        return self._bulk.run(
-            sobject,
-            operation,
-            ext_field if operation == "upsert" else None,
-            rows,
-            poll_interval=poll_interval,
-            timeout=timeout,
-        )
+
+        def job(chunk: Any) -> list[RecordResult]:
+            return self._bulk.run(
+                sobject,
+                operation,
+                ext_field if operation == "upsert" else None,
+                list(chunk),
+                poll_interval=poll_interval,
+                timeout=timeout,
+            )
+
+        size = max(rows_per_job, math.ceil(len(rows) / max(1, parallel)))
+        return _flatten(in_parallel(job, chunked(rows, size), parallel))
 
     def bulk_delete(
         self, sobject: str, ids: list[str], *, hard: bool = False, poll_interval: float = 0.5, timeout: float = 3600
