@@ -244,6 +244,7 @@ class _Runner:
         self.actor = actor
         self.clock = _ActiveClock()
         self.requests_at_start = client.requests
+        self.retries_at_start = _retries(client)
         self.xref: dict[tuple[str, str], str] = {
             (r["target_entity"], r["key"]): r["dest_id"] for r in project.query("SELECT * FROM xref")
         }
@@ -317,6 +318,14 @@ class _Runner:
                 "SELECT key FROM crosswalk WHERE run_id = ? AND action = 'pending'", (self.run_id,)
             )
         }
+        self.update_intents = {
+            (r["target_entity"], r["key"]): (json.loads(r["prior"] or "{}"), json.loads(r["written"] or "{}"))
+            for r in self.project.query(
+                "SELECT target_entity, key, prior, written FROM crosswalk WHERE run_id = ? AND action = "
+                "'pending_update'",
+                (self.run_id,),
+            )
+        }
         status = "completed"
         try:
             self._match_users()
@@ -355,6 +364,7 @@ class _Runner:
                 self.warnings.append(note)
         result.warnings = self.warnings
         stats = json.loads(self.project.scalar("SELECT stats FROM runs WHERE id = ?", (self.run_id,)) or "{}")
+        result.retries = _retries(self.client) - self.retries_at_start + int(stats.get("retries") or 0)
         stats.update(result.to_json())  # keeps what the run noted when it opened (the map it was built with)
         with self.project.step(
             f"{self.kind} {status}", {"run_id": self.run_id, "requests": requests}, actor=self.actor
@@ -577,16 +587,25 @@ class _Runner:
                 continue
             dest_id = str(row[meta.primary_id])
             changes, prior = _diff(meta, payload, row)
+            intent = self.update_intents.get((part.entity, payload.key))
             if payload.key in pending_keys:
                 outcomes[source_id] = Outcome("created", dest_id, written=payload.body)
+            elif intent is not None and not changes:  # updated before a crash, never committed
+                outcomes[source_id] = Outcome("updated", dest_id, prior=intent[0], written=intent[1])
             elif changes:
-                updates.append((source_id, payload, changes | {meta.primary_id: dest_id}, prior | _state(payload, row)))
+                snapshot = prior | _state(payload, row)
+                if intent is not None:  # the snapshot taken before the first attempt is the true prior
+                    snapshot = snapshot | intent[0]
+                updates.append((source_id, payload, changes | {meta.primary_id: dest_id}, snapshot))
             else:
                 outcomes[source_id] = Outcome("unchanged", dest_id)
         if creates:
             self._record_pending(part, creates)
             outcomes.update(self._create(meta, creates))
         if updates:
+            self._record_update_intents(
+                part, [(sid, p.key, ch[meta.primary_id], prior, ch) for sid, p, ch, prior in updates]
+            )
             outcomes.update(self._update(meta, updates))
         self._apply_states(meta, batch, outcomes)
 
@@ -601,6 +620,24 @@ class _Runner:
                     "at) VALUES (?,?,?,?,?,?,?, 'pending', ?)",
                     (self.run_id, self.seq, part.obj, part.name, source_id, part.entity, payload.key, touched),
                 )
+
+    def _record_update_intents(
+        self, part: Part, updates: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]]
+    ) -> None:
+        """Intent log for updates, committed before the write: (source id, key, destination id, prior, written).
+        A crash between the write and the commit would otherwise lose the prior values, and rollback could no
+        longer restore what the record held before the run."""
+        touched = server_now(self.client)
+        with self.project.transaction():
+            for source_id, key, dest_id, prior, written in updates:
+                self.seq += 1
+                self.project.db.conn.execute(
+                    "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, dest_id, "
+                    "action, prior, written, at) VALUES (?,?,?,?,?,?,?,?, 'pending_update', ?, ?, ?)",
+                    (self.run_id, self.seq, part.obj, part.name, source_id, part.entity, key, dest_id,
+                     _dump(prior), _dump(written), touched),
+                )
+                self.update_intents[(part.entity, key)] = (prior, written)
 
     def _split(self, work: Callable[[Sequence[Any]], dict[str, Outcome]], items: list[Any]) -> dict[str, Outcome]:
         """One batch's writes as sub-requests of at most ``batch_size`` rows, ``parallel`` at a time, merged in
@@ -709,7 +746,8 @@ class _Runner:
             for sid, outcome in outcomes.items():
                 key = keys.get(sid) or self.builder.key(part, sid)
                 conn.execute(
-                    "DELETE FROM crosswalk WHERE run_id = ? AND key = ? AND target_entity = ? AND action = 'pending'",
+                    "DELETE FROM crosswalk WHERE run_id = ? AND key = ? AND target_entity = ? "
+                    "AND action IN ('pending', 'pending_update')",
                     (self.run_id, key, part.entity),
                 )
                 self.seq += 1
@@ -863,6 +901,11 @@ def _state(payload: Payload, row: dict[str, Any]) -> dict[str, Any]:
 
 def _bind_or_null(builder: PayloadBuilder, entity: str, dest: str | None) -> str | None:
     return f"/{builder.entity_set(entity)}({dest})" if dest else None
+
+
+def _retries(client: Any) -> int:
+    http = getattr(client, "http", None)
+    return int(getattr(http, "retries", 0) or 0)
 
 
 def server_now(client: Any) -> str:

@@ -240,8 +240,11 @@ class _SfRunner(_Runner):
                     outcomes[source_id] = Outcome("created", dest_id, written=payload.record(key_column, insert=True))
                     continue
                 changes, prior = diff(meta, payload, row, key_column)  # type: ignore[arg-type]
-                if changes:
-                    updates.append((source_id, payload, changes, prior, dest_id))
+                intent = self.update_intents.get((part.entity, payload.key))
+                if intent is not None and not changes:  # updated before a crash, never committed
+                    outcomes[source_id] = Outcome("updated", dest_id, prior=intent[0], written=intent[1])
+                elif changes:
+                    updates.append((source_id, payload, changes, prior | (intent[0] if intent else {}), dest_id))
                 else:
                     outcomes[source_id] = Outcome("unchanged", dest_id)
             if creates:
@@ -256,6 +259,9 @@ class _SfRunner(_Runner):
                     else:
                         outcomes[sid] = _failed(result)
             if updates:
+                self._record_update_intents(
+                    part, [(sid, p.key, dest, prior, changes) for sid, p, changes, prior, dest in updates]
+                )
                 records = [{**changes, key_column: p.key} for _sid, p, changes, _prior, _dest in updates]
                 for (sid, _p, changes, prior, dest), result in zip(
                     updates, self._upsert(part, records, bulk), strict=True
@@ -527,9 +533,10 @@ def _rollback_run(
     rows = project.query(
         "SELECT id, source_object, part, source_id, target_entity, key, dest_id, action, prior, written FROM "
         "crosswalk WHERE run_id = ? AND rolled_back_at IS NULL AND action IN ('updated', 'linked', 'created', "
-        "'pending') ORDER BY seq DESC",
+        "'pending', 'pending_update') ORDER BY seq DESC",
         (run_id,),
     )
+    rows = rb.as_updates(rows)
     updates = [r for r in rows if r["action"] in ("updated", "linked")]  # linked: restore the prior lookup
     creates = [r for r in rows if r["action"] in ("created", "pending")]
     files = [r for r in creates if (r["source_object"], r["part"]) in file_parts]

@@ -81,6 +81,7 @@ class RunResult:
     objects: list[dict[str, Any]]
     requests: int = 0
     seconds: float = 0.0
+    retries: int = 0  # answers retried (429 with Retry-After, 5xx, dropped connections): throttling made visible
     warnings: list[str] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
 
@@ -92,6 +93,7 @@ class RunResult:
             "objects": self.objects,
             "requests": self.requests,
             "seconds": self.seconds,
+            "retries": self.retries,
             "warnings": self.warnings,
             "failures": self.failures[:200],
         }

@@ -47,7 +47,7 @@ BATCH = 200
 READ_CHUNK = 100  # ids per read-back query (keeps the URL short)
 TOLERANCE = timedelta(seconds=2)  # Date headers carry whole seconds
 BATCH_SLACK = timedelta(seconds=60)  # our writes of a batch can precede its commit (and its touch time) by this
-WRITE_ACTIONS = ("created", "updated", "linked", "pending")
+WRITE_ACTIONS = ("created", "updated", "linked", "pending", "pending_update")
 NUMERIC = ("Money", "Decimal", "Double", "Integer", "BigInt", "Picklist", "State", "Status")
 CHANGED = "CHANGED_AFTER_RUN"
 
@@ -233,6 +233,16 @@ class Touches:
         return Conflict(row, differences, str(modified_on) if modified_on else None, modified_by)
 
 
+def as_updates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An update intent (``pending_update``: snapshot taken, write sent, crash before the commit) is rolled back
+    like an update: its prior values are the snapshot read before the write, so restoring them is exact whether
+    or not the write landed."""
+    for row in rows:
+        if row["action"] == "pending_update":
+            row["action"] = "updated"
+    return rows
+
+
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     if a is None:
         return b
@@ -347,9 +357,10 @@ def _rollback_run(
     rows = project.query(
         "SELECT id, source_object, part, source_id, target_entity, key, dest_id, action, prior, written FROM "
         "crosswalk WHERE run_id = ? AND rolled_back_at IS NULL AND action IN ('linked', 'updated', 'created', "
-        "'pending', 'deleted') ORDER BY seq DESC",
+        "'pending', 'pending_update', 'deleted') ORDER BY seq DESC",
         (run_id,),
     )
+    rows = as_updates(rows)
     problems: list[str] = []
     deletions = [r for r in rows if r["action"] == "deleted"]
     if deletions:  # a delta's applied deletions: re-created first (they came last), parents first

@@ -244,7 +244,8 @@ def open_salesforce(project: Project) -> tuple[Any, Any]:
 
     Embedded: the sandbox file next to the project, with "Set Audit Fields upon Record Creation" granted
     to the integration user, in-process over HTTP. Remote: ``client-credentials`` against
-    ``<url>/services/oauth2/token`` (or ``--token-url``), or ``static-token``.
+    ``<url>/services/oauth2/token`` (or ``--token-url``), ``static-token``, or ``sandbox`` (a served sandbox:
+    the same client-credentials flow with a throw-away client).
     """
     from crmmigrator_gui.engine.target.salesforce import SalesforceClient
 
@@ -260,10 +261,15 @@ def open_salesforce(project: Project) -> tuple[Any, Any]:
     if conn.auth == "static-token":
         secret = load_secret(project, "target", conn.client_id)
         return SalesforceClient(url, lambda: secret), None
-    if conn.auth == "client-credentials":
-        provider = _SalesforceToken(
-            url, conn.client_id or "", load_secret(project, "target", conn.client_id), conn.token_url
+    if conn.auth in ("client-credentials", "sandbox"):
+        # A served sandbox (``--auth sandbox --url``) speaks the real OAuth client-credentials flow; its one
+        # implicit connected app accepts any client, so there is no secret to keep in the keyring.
+        client_id, secret = (
+            ("crmmigrator-sandbox", "sandbox")
+            if conn.auth == "sandbox"
+            else (conn.client_id or "", load_secret(project, "target", conn.client_id))
         )
+        provider = _SalesforceToken(url, client_id, secret, conn.token_url)
         return SalesforceClient(url, provider, transport=_RefreshOn401(httpx.HTTPTransport(), provider)), None
     raise MigratorError(f"--auth {conn.auth} is not available for Salesforce yet; use client-credentials")
 
