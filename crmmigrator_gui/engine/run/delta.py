@@ -14,11 +14,14 @@ False, with a warning). API deltas are changes-only by nature. Deleted rows leav
 step (their last row is kept in ``source_changes.old_raw``), so no later ``load`` can re-create them.
 
 Applying (:func:`apply_delta`) runs ``load(kind="delta")`` over the new and changed records, with whole
-groups of merged parts and any parent not loaded yet (the sample's own unit logic), so it is idempotent and
-resumable like every load. Deletions are reported, or applied: each destination record is read in full and
-snapshotted into the crosswalk (action ``deleted``, ``prior`` = the snapshot) before it is deleted, so
-rollback of the delta run re-creates it (on Dataverse with the same primary id; Salesforce cannot, see
-``load_salesforce``). Deltas detected but not applied yet are applied together by the next apply.
+groups of merged parts, any parent not loaded yet (the sample's own unit logic) and every record whose payload
+is built from a touched one (a ``derived`` value ``from`` it, an owner ``via`` its rows: a renamed customer's
+contact), so it is idempotent and resumable like every load. Deletions are reported, or applied: each
+destination record is read in full and snapshotted into the crosswalk (action ``deleted``, ``prior`` = the
+snapshot) before it is deleted, so rollback of the delta run re-creates it (on Dataverse with the same primary
+id; Salesforce cannot, see ``load_salesforce``). Deltas detected but not applied yet are applied together by
+the next apply; deletions an earlier delta only reported are applied by the next apply with ``deletes="apply"``
+(report, review, then apply), unless the record came back at the source.
 """
 
 from __future__ import annotations
@@ -266,11 +269,16 @@ def _deletion_rules(playbook: Playbook, obj: str) -> list[dict[str, Any]]:
 
 
 def _flag_api_deletions(project: Project, playbook: Playbook, delta_id: int) -> None:
-    """Rows the source now flags deleted (and did not before) are deletions, not changes."""
+    """Rows the source now flags deleted (and did not before) are deletions, not changes.
+
+    A row that arrives already flagged and was not staged before is nothing to do (``unchanged``) and leaves
+    staging: it was deleted by an earlier delta and comes back in the source's re-read overlap (ServiceTitan
+    exports repeat their latest rows), or it was created and deleted between two extractions. Staged again
+    it would count as new, and a later apply would report it again."""
     columns = role_columns(project)
     conn = project.db.conn
     for obj in {r["object"] for r in project.query(
-        "SELECT DISTINCT object FROM source_changes WHERE delta_id = ? AND change = 'changed'", (delta_id,)
+        "SELECT DISTINCT object FROM source_changes WHERE delta_id = ? AND change IN ('changed', 'new')", (delta_id,)
     )}:  # fmt: skip
         rules = [r for r in _deletion_rules(playbook, obj) if columns.get(obj, {}).get(r["role"])]
         if not rules:
@@ -284,11 +292,21 @@ def _flag_api_deletions(project: Project, playbook: Playbook, delta_id: int) -> 
             return False
 
         for row in project.query(
-            "SELECT c.source_id, c.old_raw, s.raw FROM source_changes c JOIN staging s ON s.object = c.object AND "
-            "s.source_id = c.source_id WHERE c.delta_id = ? AND c.object = ? AND c.change = 'changed'",
+            "SELECT c.source_id, c.change, c.old_raw, s.raw FROM source_changes c JOIN staging s ON "
+            "s.object = c.object AND s.source_id = c.source_id WHERE c.delta_id = ? AND c.object = ? AND "
+            "c.change IN ('changed', 'new')",
             (delta_id, obj),
         ):
-            if flagged(json.loads(row["raw"])) and not flagged(json.loads(row["old_raw"] or "{}")):
+            if not flagged(json.loads(row["raw"])):
+                continue
+            if row["change"] == "new":
+                conn.execute(
+                    "UPDATE source_changes SET change = 'unchanged' WHERE delta_id = ? AND object = ? AND "
+                    "source_id = ?",
+                    (delta_id, obj, row["source_id"]),
+                )
+                conn.execute("DELETE FROM staging WHERE object = ? AND source_id = ?", (obj, row["source_id"]))
+            elif not flagged(json.loads(row["old_raw"] or "{}")):
                 conn.execute(
                     "UPDATE source_changes SET change = 'deleted' WHERE delta_id = ? AND object = ? AND source_id = ?",
                     (delta_id, obj, row["source_id"]),
@@ -457,6 +475,8 @@ def delta_subset(project: Project, delta_ids_: list[int]) -> dict[str, list[str]
                 gid = group_id(part, json.loads(row["old_raw"] or "{}"), columns.get(part.obj, {}))
                 wanted[f"@group:{row['object']}"].add(gid)
     objects = list(dict.fromkeys(p.obj for p in load_order(playbook, project.source_object_names())))
+    for obj, ids in _dependents(project, playbook, objects, columns, delta_ids_).items():
+        wanted[obj] |= ids
     units = {obj: _units(project, playbook, obj, columns) for obj in objects}
     index = {obj: {sid: u for u in us for sid in u.members} for obj, us in units.items()}
     by_uid = {obj: {u.uid: u for u in us} for obj, us in units.items()}
@@ -481,6 +501,67 @@ def delta_subset(project: Project, delta_ids_: list[int]) -> dict[str, list[str]
     return {obj: sorted(sid for u in us.values() for sid in u.members) for obj, us in chosen.items() if us}
 
 
+def _dependents(
+    project: Project, playbook: Playbook, objects: list[str], columns: dict[str, dict[str, str]], delta_ids_: list[int]
+) -> dict[str, set[str]]:
+    """Staged records whose payload is built from another record the deltas touched: a ``derived`` value
+    ``from`` it (a contact's last name is its customer's name; a job's scheduled start is its first
+    appointment's) or an owner found ``via`` its rows (a job's assigned technician). Their own rows did not
+    change, but a full load would write new values, so the delta must reload them too."""
+    marks = ",".join("?" * len(delta_ids_))
+    touched: dict[str, set[str]] = defaultdict(set)
+    for row in project.query(
+        f"SELECT object, source_id FROM source_changes WHERE delta_id IN ({marks}) AND change != 'unchanged'",
+        tuple(delta_ids_),
+    ):
+        touched[row["object"]].add(row["source_id"])
+    out: dict[str, set[str]] = defaultdict(set)
+    if not touched:
+        return out
+    for obj in objects:
+        cols = columns.get(obj, {})
+        tests: list[tuple[str, set[str], bool]] = []  # (this object's column, referenced values, comma list)
+        for part in playbook.obj(obj).parts:
+            for spec in part.derived.values():
+                source = spec.get("from") if isinstance(spec, dict) else None
+                if source and touched.get(source["object"]) and cols.get(source["by_role"]):
+                    tests.append((cols[source["by_role"]], touched[source["object"]], bool(spec.get("many"))))
+            via = (part.owner or {}).get("via")
+            if via and touched.get(via["object"]) and cols.get(part.owner["by_role"]):
+                keys = _via_keys(project, via, columns.get(via["object"], {}), delta_ids_)
+                tests.append((cols[part.owner["by_role"]], keys, False))
+        if not tests:
+            continue
+        for sid, raw in project.iter_staged(obj):
+            for column, ids, many in tests:
+                value = raw.get(column)
+                text = "" if value is None else str(value).strip()
+                refs = [v.strip() for v in text.split(",")] if many else [text]
+                if any(ref and ref in ids for ref in refs):
+                    out[obj].add(sid)
+                    break
+    return out
+
+
+def _via_keys(project: Project, via: dict[str, Any], columns: dict[str, str], delta_ids_: list[int]) -> set[str]:
+    """The parent keys (``via.key_role``) of the touched child rows, before and after the change."""
+    column = columns.get(via["key_role"])
+    if column is None:
+        return set()
+    marks = ",".join("?" * len(delta_ids_))
+    keys: set[str] = set()
+    for row in project.query(
+        f"SELECT c.old_raw, s.raw FROM source_changes c LEFT JOIN staging s ON s.object = c.object AND "
+        f"s.source_id = c.source_id WHERE c.delta_id IN ({marks}) AND c.object = ? AND c.change != 'unchanged'",
+        (*delta_ids_, via["object"]),
+    ):
+        for raw in (row["old_raw"], row["raw"]):
+            value = json.loads(raw or "{}").get(column)
+            if value is not None and str(value).strip():
+                keys.add(str(value).strip())
+    return keys
+
+
 def _parts_of(playbook: Playbook, project: Project, obj: str) -> list[Part]:
     return [p for p in load_order(playbook, project.source_object_names()) if p.obj == obj]
 
@@ -495,24 +576,30 @@ def _stored_result(project: Project, run_id: int) -> RunResult:
 
 
 def _delta_result(project: Project, result: RunResult, plan: DeltaPlan, open_ids: list[int]) -> DeltaRunResult:
-    """The load's result with the delta's classification and deletions (the first 1000 listed)."""
+    """The load's result with the delta's classification and deletions (the first 1000 listed): those of the
+    open deltas, and those of earlier deltas (reported then) that this run applied. A reported deletion is
+    listed with the destination records it would remove."""
     marks = ",".join("?" * len(open_ids))
+    scope = f"(c.delta_id IN ({marks}) OR (c.run_id = ? AND c.change = 'deleted'))"
+    params = (*open_ids, result.run_id)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {**dict.fromkeys(CHANGES, 0), "deleted_applied": 0})
     for row in project.query(
-        f"SELECT object, change, COUNT(*) AS n, SUM(applied = 'deleted') AS gone FROM source_changes WHERE "
-        f"delta_id IN ({marks}) GROUP BY object, change",
-        tuple(open_ids),
+        f"SELECT c.object, c.change, COUNT(*) AS n, SUM(c.applied = 'deleted') AS gone FROM source_changes c "
+        f"WHERE {scope} GROUP BY c.object, c.change",
+        params,
     ):
         counts[row["object"]][row["change"]] += row["n"]
         if row["change"] == "deleted":
             counts[row["object"]]["deleted_applied"] += int(row["gone"] or 0)
     deleted = []
     for row in project.query(
-        f"SELECT c.object, c.source_id, c.applied, w.dest_id, w.target_entity FROM source_changes c LEFT JOIN "
-        f"crosswalk w ON w.run_id = c.run_id AND w.source_object = c.object AND w.source_id = c.source_id AND "
-        f"w.action = 'deleted' WHERE c.delta_id IN ({marks}) AND c.change = 'deleted' ORDER BY c.object, "
-        f"c.source_id LIMIT {LISTED_DELETIONS}",
-        tuple(open_ids),
+        f"SELECT c.object, c.source_id, c.applied, COALESCE(w.dest_id, x.dest_id) AS dest_id, "
+        f"COALESCE(w.target_entity, x.target_entity) AS target_entity FROM source_changes c "
+        f"LEFT JOIN crosswalk w ON w.run_id = c.run_id AND w.source_object = c.object AND "
+        f"w.source_id = c.source_id AND w.action IN ('deleted', 'delete_failed') "
+        f"LEFT JOIN xref x ON w.run_id IS NULL AND x.source_object = c.object AND x.source_id = c.source_id "
+        f"WHERE {scope} AND c.change = 'deleted' ORDER BY c.object, c.source_id LIMIT {LISTED_DELETIONS}",
+        params,
     ):  # one entry per destination record (a customer deleted as an account and a contact: two)
         deleted.append(
             {"source_object": row["object"], "source_id": row["source_id"], "dest_id": row["dest_id"],
@@ -545,10 +632,11 @@ def _apply_deletions(
     playbook = load_playbook(project.source, project.target, project.edition)
     marks = ",".join("?" * len(open_ids))
     todo = project.query(
-        f"SELECT delta_id, object, source_id, old_raw FROM source_changes WHERE delta_id IN ({marks}) AND "
-        "change = 'deleted' AND (applied IS NULL OR applied = 'reported')",
+        f"SELECT delta_id, object, source_id, old_raw FROM source_changes c WHERE change = 'deleted' AND "
+        f"((delta_id IN ({marks}) AND applied IS NULL) OR applied = 'reported') AND NOT EXISTS (SELECT 1 FROM "
+        "staging s WHERE s.object = c.object AND s.source_id = c.source_id) ORDER BY delta_id",
         tuple(open_ids),
-    )
+    )  # deletions reported by an earlier delta too (report, review, then apply), unless the record came back
     if not todo:
         return
     columns = role_columns(project)

@@ -737,6 +737,12 @@ class _Runner:
         for sid, result in zip(owners, self._send_ops(ops), strict=True):
             if not result.ok:
                 self.warnings.append(f"{batch.part.qualified} {sid}: status not set ({result.error[1]})")
+                continue
+            # What we wrote includes the status: otherwise rollback would take our own status change for
+            # someone else's edit after the run and refuse to restore the record.
+            outcome = outcomes[sid]
+            state = dict(next(p.post_state for s, p in batch.items if s == sid) or {})
+            outcome.written = {**(outcome.written or {}), **state}
 
     def _commit(self, part: Part, outcomes: dict[str, Outcome], batch: _Batch) -> None:
         keys = {sid: p.key for sid, p in batch.items}
