@@ -4,6 +4,7 @@ taken before the first run; records changed after the run are refused unless for
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -203,7 +204,9 @@ def test_a_change_to_a_column_we_did_not_write_is_caught_by_its_modified_time(se
     assert refused["fields"] == {}
     assert "modified after our last write" in refused["message"]
     assert refused["modified_on"]
-    assert refused["modified_by"]  # who, as the destination tells it
+    assert refused["modified_by"]  # who, as the destination tells it: the user's name, not a GUID
+    assert not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f-]{27}", refused["modified_by"].lower()), refused["modified_by"]
+    assert refused["modified_by"] in refused["message"]
 
 
 def test_a_rollback_interrupted_mid_batch_resumes_without_errors(seeded, monkeypatch):

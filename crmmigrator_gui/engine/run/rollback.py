@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from crmmigrator_gui.engine.errors import MigratorError
+from crmmigrator_gui.engine.errors import DestinationError, MigratorError
 from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
 from crmmigrator_gui.engine.project.store import Project, current_actor
 from crmmigrator_gui.engine.run.load import _near, _same, _state_op, server_now
@@ -536,7 +536,35 @@ def _changed(client: DataverseClient, touches: Touches, rows: list[dict[str, Any
             )
             if conflict is not None:
                 out[row["id"]] = conflict
+    _name_modifiers(client, list(out.values()))
     return out
+
+
+def _name_modifiers(client: DataverseClient, conflicts: list[Conflict]) -> None:
+    """Who changed a record, as a person reads it: ``_modifiedby_value`` is a systemuser GUID, so look the
+    users up once (one query for all conflicts). A user we cannot read keeps the GUID rather than nothing."""
+    ids = sorted({str(c.modified_by).lower() for c in conflicts if c.modified_by and _guid_like(c.modified_by)})
+    if not ids:
+        return
+    names: dict[str, str] = {}
+    try:
+        for index in range(0, len(ids), READ_CHUNK):
+            values = ",".join(json.dumps(i) for i in ids[index : index + READ_CHUNK])
+            flt = f"Microsoft.Dynamics.CRM.In(PropertyName='systemuserid',PropertyValues=[{values}])"
+            for user in client.query("systemusers", select=["systemuserid", "fullname", "internalemailaddress"],
+                                     filter=flt):  # fmt: skip
+                label = user.get("fullname") or user.get("internalemailaddress")
+                if label:
+                    names[str(user["systemuserid"]).lower()] = str(label)
+    except DestinationError:
+        return
+    for conflict in conflicts:
+        if conflict.modified_by:
+            conflict.modified_by = names.get(str(conflict.modified_by).lower(), conflict.modified_by)
+
+
+def _guid_like(value: Any) -> bool:
+    return bool(re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}", str(value)))
 
 
 def _read_name(meta: EntityMeta, columns: dict[str, str], name: str) -> str | None:
