@@ -519,7 +519,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.rebuild:
         from crmmigrator_gui.engine.report.rebuild import write_rebuild_package
 
-        for path in write_rebuild_package(project, Path(args.rebuild)):
+        for path in write_rebuild_package(project, Path(args.rebuild), online=not args.offline):
             print(f"wrote {path}", file=sys.stderr)
     _emit(args, report, to_text(report))
     return 0

@@ -183,6 +183,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("project")
     s.add_argument("--out", help="FILE.xlsx, FILE.html, FILE.pdf or FILE.json")
     s.add_argument("--rebuild", metavar="FOLDER", help="also write the rebuild reference package here")
+    s.add_argument(
+        "--offline",
+        action="store_true",
+        help="with --rebuild: do not read the source's automations over its API; use what was read before",
+    )
     s.add_argument("--no-read-back", action="store_true", help="skip reading totals back from the destination")
     s.add_argument("--json", action="store_true")
 
