@@ -1,18 +1,22 @@
-"""Step 7, Reconcile & Rollback: the reconciliation report, the run ledger with rollback, and the audit log.
+"""Step 7, Reconcile & Rollback: the reconciliation report, the run ledger with rollback, the audit log and the
+rebuild reference package.
 
-Three tabs over one page-level worker: Reconciliation (counts per object, field totals and picklist
-distributions read back from the destination, failures by source id), Runs & rollback (every run and what it
-touched; roll back one or all; records changed in the destination since are refused and listed, and can be
-forced after a confirmation), and Audit (search, filters, a lazy table, CSV/XLSX export).
+Four tabs over one page-level worker: Reconciliation (counts per object, field totals and picklist
+distributions read back from the destination, failures by source id, the delta runs), Runs & rollback (every run
+and what it touched; roll back one or all; records changed in the destination since are refused and listed, and
+can be forced after a confirmation), Audit (search, filters, a lazy table, CSV/XLSX export), and Rebuild reference
+(what cannot migrate as data, previewed offline; "Rebuild package…" writes the JSON and the admin's inventory).
 
-Building the report reads the destination back over HTTP, so it runs on the worker like the rollback and
-the exports (the PDF is printed by the engine's child process, not on the GUI thread).
+Building the report reads the destination back over HTTP, and writing the rebuild package may read the source's
+definitions, so both run on the worker like the rollback and the exports (the PDF is printed by the engine's
+child process, not on the GUI thread).
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +31,18 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from crmmigrator_gui.engine.errors import CancelledError, MigratorError
 from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.report.audit import AuditFilter, export
 from crmmigrator_gui.engine.report.files import write_report
+from crmmigrator_gui.engine.report.rebuild import API_SOURCES, rebuild_package, write_rebuild_package
 from crmmigrator_gui.engine.report.report import build_report
 from crmmigrator_gui.engine.run.rollback import rollback
+from crmmigrator_gui.engine.source.extract.definitions import read_definitions, stored_definitions
 from crmmigrator_gui.gui.pages.audit_view import AuditView
 from crmmigrator_gui.gui.pages.base import BasePage, hint, set_banner
-from crmmigrator_gui.gui.pages.results_reconcile import COUNT_COLUMNS, FAILURE_COLUMNS, ReconcileView
+from crmmigrator_gui.gui.pages.results_reconcile import COUNT_COLUMNS, FAILURE_COLUMNS, RebuildView, ReconcileView
 from crmmigrator_gui.gui.pages.results_runs import RollbackPanel, run_summaries
 from crmmigrator_gui.gui.widgets import heading
 
@@ -53,7 +60,8 @@ def _refresh_operation(project: Project, progress: ProgressCallback, _cancel: Ca
     progress(ProgressEvent("report", "read-back", 0, 2, message="Reading totals back from the destination…"))
     report = build_report(project)
     progress(ProgressEvent("report", "runs", 1, 2, message="Counting what each run touched…"))
-    return {"report": report, "runs": run_summaries(project)}
+    # The preview uses what the project already holds (offline); reading the source waits for "Rebuild package…".
+    return {"report": report, "runs": run_summaries(project), "rebuild": rebuild_package(project)}
 
 
 def _rollback_operation(
@@ -86,6 +94,30 @@ def _export_report_operation(
     return path
 
 
+def _rebuild_package_operation(
+    folder: Path, project: Project, progress: ProgressCallback, cancel: CancelToken
+) -> dict[str, Any]:
+    """Write the rebuild reference package into ``folder``; returns both paths and the package as written.
+
+    An API source whose definitions were never read is read first, here, with progress and cancel (the engine's
+    writer would read them without either). If that read fails, the writer tries once more and records the reason
+    in the package, so the package is still written and says why its inventory is empty.
+    """
+    if stored_definitions(project) is None and project.source in API_SOURCES:
+        progress(ProgressEvent("definitions", "", 0, 0, message="Reading the source's definitions…"))
+        try:
+            read_definitions(project, progress, cancel)
+        except CancelledError:
+            raise
+        except MigratorError:
+            pass  # the writer's own attempt records why
+    cancel.raise_if_cancelled()  # nothing written yet: a cancel here leaves any older package as it was
+    progress(ProgressEvent("rebuild", "", 0, 0, message=f"Writing the rebuild package to {folder}…"))
+    paths = write_rebuild_package(project, folder)
+    package = json.loads(paths[0].read_text(encoding="utf-8"))
+    return {"paths": paths, "package": package}
+
+
 def _export_audit_operation(
     path: Path, flt: AuditFilter, project: Project, _progress: ProgressCallback, _cancel: CancelToken
 ) -> tuple[Path, int]:
@@ -114,10 +146,12 @@ class ResultsPage(BasePage):
         self.panel = RollbackPanel()
         self.rollback_button = self.panel.rollback_button
         self.audit = AuditView()
+        self.rebuild = RebuildView()
         self.tabs = QTabWidget()
         self.tabs.addTab(self.reconcile, "Reconciliation")
         self.tabs.addTab(self.panel, "Runs && rollback")
         self.tabs.addTab(self.audit, "Audit log")
+        self.tabs.addTab(self.rebuild, "Rebuild reference")
 
         self.progress = QProgressBar()
         self.progress.setVisible(False)
@@ -126,6 +160,11 @@ class ResultsPage(BasePage):
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Build the report again, reading the destination back")
         self.export_buttons = {fmt: QPushButton(f"Export {fmt.upper()}…") for fmt in REPORT_FORMATS}
+        self.rebuild_button = QPushButton("Rebuild package…")
+        self.rebuild_button.setToolTip(
+            "Write rebuild_reference.json and REBUILD.md into a folder: what cannot migrate as data (workflows, "
+            "automations, forms, report definitions), each with its recommended rebuild path"
+        )
         actions = QHBoxLayout()
         actions.addWidget(self.refresh_button)
         actions.addWidget(self.progress, 1)
@@ -134,6 +173,8 @@ class ResultsPage(BasePage):
         actions.addWidget(hint(QLabel("Report:")))
         for button in self.export_buttons.values():
             actions.addWidget(button)
+        actions.addSpacing(12)
+        actions.addWidget(self.rebuild_button)
 
         self.banner = QLabel()
         self.banner.setWordWrap(True)
@@ -151,6 +192,7 @@ class ResultsPage(BasePage):
         self.cancel_button.clicked.connect(self.runner.cancel)
         for fmt, button in self.export_buttons.items():
             button.clicked.connect(functools.partial(self.choose_report_file, fmt))
+        self.rebuild_button.clicked.connect(self.choose_rebuild_folder)
         self.panel.rollback_requested.connect(self.start_rollback)
         self.panel.audit_requested.connect(self._show_run_in_audit)
         self.audit.export_requested.connect(self.choose_audit_file)
@@ -181,6 +223,7 @@ class ResultsPage(BasePage):
         self.progress.setVisible(False)
         self.show_report(outcome["report"])
         self.show_runs(outcome["runs"])
+        self.show_rebuild(outcome["rebuild"])
 
     def show_runs(self, runs: list[dict[str, Any]]) -> None:
         self.runs = runs
@@ -209,6 +252,16 @@ class ResultsPage(BasePage):
                 f"{report['pair']} ({report['edition'].title()}) — no live load run"
                 + (f"; run{plural} {', '.join(rolled)} rolled back." if rolled else ".")
             )
+        deltas = report.get("delta") or []
+        applied = {d["run_id"]: d for d in deltas if d.get("run_id") and d["run_status"] != "rolled_back"}
+        if applied:  # the counts per object are the load run's: say where the delta's writes are counted
+            created = sum(d["totals"]["created"] for d in applied.values())
+            updated = sum(d["totals"]["updated"] for d in applied.values())
+            plural = "s" if len(applied) > 1 else ""
+            self.subline.setText(
+                f"{self.subline.text()} Since then, delta run{plural} {', '.join(map(str, applied))}: "
+                f"{created:,} created, {updated:,} updated (see Delta below; the table counts the load run)."
+            )
         self.reconcile.show_report(report)
         mismatches = sum(1 for t in report.get("field_totals") or [] if t.get("verdict") == "mismatch")
         self.tabs.setTabText(0, f"Reconciliation ({mismatches} mismatch)" if mismatches else "Reconciliation")
@@ -232,16 +285,26 @@ class ResultsPage(BasePage):
             )
         self._update_actions()
 
+    def show_rebuild(self, package: dict[str, Any]) -> None:
+        self.rebuild.show_package(package)
+        items = len(package.get("inventory") or []) + len(package.get("rebuild") or [])
+        self.tabs.setTabText(3, f"Rebuild reference ({items:,} items)")
+
     @Slot(object)
     def _progress(self, event: ProgressEvent) -> None:
         if event.step == "rollback":
             self.progress.setRange(0, max(event.total, 1))
             self.progress.setValue(event.done)
             self.progress.setFormat(f"Rolling back {event.obj}: {event.done:,} / {event.total:,}")
+        elif event.step == "definitions" and event.total:
+            self.progress.setRange(0, event.total)
+            self.progress.setValue(event.done)
+            self.progress.setFormat(f"Reading the source's definitions: {event.done} / {event.total}")
         else:
             self.progress.setRange(0, 0)  # the read-back has no record count to show
             self.progress.setFormat(event.message or "Working…")
-            self.headline.setText(event.message or self.headline.text())
+            if event.step == "report":  # the headline shows the report, not an export's steps
+                self.headline.setText(event.message or self.headline.text())
 
     def _show_progress(self) -> None:
         self.progress.setRange(0, 0)
@@ -287,6 +350,7 @@ class ResultsPage(BasePage):
         self.last_rollback = outcome
         self.show_report(outcome["report"])
         self.show_runs(outcome["runs"])
+        self.show_rebuild(outcome["rebuild"])
         results = outcome["results"]
         self.panel.show_outcome(results)
         deleted = sum(o.get("deleted", 0) for r in results for o in r["objects"])
@@ -357,6 +421,49 @@ class ResultsPage(BasePage):
         self.progress.setVisible(False)
         set_banner(self.banner, f"Report saved to {path}.", "success")
 
+    def choose_rebuild_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self,
+            "Choose a folder for the rebuild reference package (rebuild_reference.json and REBUILD.md)",
+            str(self.state.project_path.parent) if self.state.project_path else "",
+        )
+        if folder:
+            self.save_rebuild_package(Path(folder))
+
+    def save_rebuild_package(self, folder: Path) -> None:
+        """Write the rebuild reference package into ``folder`` on the worker; the preview then shows what it holds."""
+        if self.runner.busy:
+            return
+        set_banner(self.banner, "")
+        self._show_progress()
+        self.progress.setFormat("Writing the rebuild package…")
+        self.runner.start(
+            self.state.project_path,
+            functools.partial(_rebuild_package_operation, folder),  # type: ignore[arg-type]
+            name="rebuild package",
+            on_progress=self._progress,
+            on_finished=self._rebuild_saved,
+            on_failed=self._failed,
+            on_cancelled=self._rebuild_cancelled,
+        )
+
+    @Slot(object)
+    def _rebuild_saved(self, outcome: dict[str, Any]) -> None:
+        self.progress.setVisible(False)
+        package = outcome["package"]
+        self.show_rebuild(package)
+        json_path, md_path = outcome["paths"]
+        text = f"Rebuild reference package written: {json_path} (for tools) and {md_path} (for the admin)."
+        definitions = package.get("definitions") or {}
+        if definitions.get("status") == "not_read":
+            text += f" The source's definitions were not read: {definitions.get('why')}."
+        set_banner(self.banner, text, "warning" if definitions.get("status") == "not_read" else "success")
+
+    @Slot()
+    def _rebuild_cancelled(self) -> None:
+        self.progress.setVisible(False)
+        set_banner(self.banner, "Rebuild package cancelled; nothing was written.", "warning")
+
     def choose_audit_file(self, fmt: str, flt: AuditFilter) -> None:
         title = "Export the audit log" + (" (filtered)" if flt != AuditFilter() else "")
         name, _ = QFileDialog.getSaveFileName(
@@ -401,6 +508,7 @@ class ResultsPage(BasePage):
         self.refresh_button.setEnabled(not busy)
         for button in self.export_buttons.values():
             button.setEnabled(not busy and self.report is not None)
+        self.rebuild_button.setEnabled(not busy)  # the package needs no report: only the project
         self.panel.set_busy(busy)
         self.audit.export_csv_button.setEnabled(not busy and self.audit.model.total > 0)
         self.audit.export_xlsx_button.setEnabled(not busy and self.audit.model.total > 0)

@@ -1,7 +1,8 @@
-"""The Reconciliation tab: counts per object, field totals read back, picklist distributions, failures.
+"""The Reconciliation tab (counts per object, field totals read back, picklist distributions, failures, the delta
+runs) and the Rebuild reference tab (what cannot migrate as data, with its recommended rebuild path).
 
-Everything shown comes from one report dict built by the engine on a worker (``build_report``); this module
-only presents it. Money arrives as exact decimal strings and is shown with thousands separators, never
+Everything shown comes from plain dicts the engine built on a worker (``build_report``, ``rebuild_package``); this
+module only presents them. Money arrives as exact decimal strings and is shown with thousands separators, never
 through a float.
 """
 
@@ -10,12 +11,15 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTableView,
@@ -24,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from crmmigrator_gui.engine.report.rebuild import EFFORT_RULE, KIND_TITLES
 from crmmigrator_gui.engine.run.results import explain
 from crmmigrator_gui.gui.models import Column, Index, RecordsModel
 from crmmigrator_gui.gui.pages.base import hint
@@ -66,6 +71,43 @@ DISTRIBUTION_COLUMNS = [
     Column("destination_count", "Destination", numeric=True),
     Column("difference", "Difference", numeric=True, alert=True),
 ]
+
+DELTA_COLUMNS = [
+    Column("run_text", "Delta run"),
+    Column("source_object", "Object"),
+    Column("new", "New", numeric=True),
+    Column("changed", "Changed", numeric=True),
+    Column("unchanged", "Unchanged", numeric=True),
+    Column("deleted", "Deleted in source", numeric=True),
+    Column("deleted_applied", "Deleted at destination", numeric=True),
+    Column("deleted_reported", "Reported only", numeric=True),
+    Column("created", "Created", numeric=True),
+    Column("updated", "Updated", numeric=True),
+    Column("failed", "Failed", numeric=True, alert=True),
+]
+#: The counts a delta row carries (summed over the deltas one run applied, except the run's own counts).
+DELTA_CHANGES = ("new", "changed", "unchanged", "deleted", "deleted_applied", "deleted_reported")
+DELTA_WRITES = ("created", "updated", "failed")
+#: Objects with any of these come first in their run: the ones that only stayed the same sink to the bottom.
+DELTA_COLUMNS_ACTIVE = ("new", "changed", "deleted", *DELTA_WRITES)
+REBUILD_SUMMARY_COLUMNS = [
+    Column("kind_text", "Kind"),
+    Column("count", "Items", numeric=True),
+    Column("active", "Active", numeric=True),
+    Column("S", "Effort S", numeric=True),
+    Column("M", "Effort M", numeric=True),
+    Column("L", "Effort L", numeric=True),
+]
+REBUILD_ITEM_COLUMNS = [
+    Column("kind_text", "Kind"),
+    Column("name", "Item"),
+    Column("object_text", "Applies to"),
+    Column("status", "Status"),
+    Column("effort", "Effort"),
+    Column("rebuild_path", "Recommended rebuild"),
+]
+#: The playbook's items: configuration no export or API carries (the source's own definitions have their kind).
+PLAYBOOK_KIND = "Not exported"
 
 #: Verdict → (text colour, background): the Pre-flight page's severity colours.
 VERDICT_COLOURS = {
@@ -138,6 +180,182 @@ def failure_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         {**f, "reason": f.get("reason") or explain(f.get("code"), f.get("message") or "")}
         for f in report.get("failures") or []
     ]
+
+
+_RUN_STATUS_WORDS = {"rollback_incomplete": "partly rolled back", "completed_with_failures": "completed with failures"}
+_DELTA_STATUS_WORDS = {"detected": "detected, not applied yet", "applying": "being applied", "applied": "applied"}
+_DELTA_MODES = {"files": "newer export", "api": "source API"}
+
+
+def status_words(status: str | None) -> str:
+    """A run status as the consultant reads it (``rolled_back`` → ``rolled back``)."""
+    text = str(status or "")
+    return _RUN_STATUS_WORDS.get(text, text.replace("_", " "))
+
+
+def moment_text(value: str | None) -> str:
+    """``2026-11-22T02:20:56+00:00`` → ``2026-11-22 02:20 UTC``: minutes are enough to place a cutover change."""
+    text = str(value or "")
+    if len(text) < 16 or "T" not in text:
+        return text
+    zone = text[19:].lstrip(".0123456789")
+    return f"{text[:10]} {text[11:16]} {'UTC' if zone in ('+00:00', 'Z', '') else zone}"
+
+
+def delta_groups(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's deltas grouped by the run that applied them (one apply can take several detected deltas);
+    a delta not applied yet stays on its own. Per object, change counts add up; the run's own created /
+    updated / failed are the run's, so they are taken once."""
+    groups: dict[Any, dict[str, Any]] = {}
+    for entry in report.get("delta") or []:
+        key = entry.get("run_id") if entry.get("run_id") is not None else ("pending", entry.get("delta_id"))
+        group = groups.setdefault(
+            key,
+            {
+                "run_id": entry.get("run_id"),
+                "run_status": entry.get("run_status"),
+                "delta_ids": [],
+                "modes": [],
+                "detected_at": [],
+                "delta_status": entry.get("delta_status"),
+                "objects": {},
+            },
+        )
+        group["delta_ids"].append(entry.get("delta_id"))
+        if entry.get("mode") and entry["mode"] not in group["modes"]:
+            group["modes"].append(entry["mode"])
+        if entry.get("detected_at"):
+            group["detected_at"].append(entry["detected_at"])
+        for obj in entry.get("objects") or []:
+            row = group["objects"].setdefault(
+                obj["source_object"], {"source_object": obj["source_object"], **dict.fromkeys(DELTA_CHANGES, 0)}
+            )
+            for key_ in DELTA_CHANGES:
+                row[key_] += int(obj.get(key_) or 0)
+            for key_ in DELTA_WRITES:
+                row[key_] = int(obj.get(key_) or 0)
+    out = []
+    for group in groups.values():
+        objects = list(group["objects"].values())
+        totals = {k: sum(int(o.get(k) or 0) for o in objects) for k in (*DELTA_CHANGES, *DELTA_WRITES)}
+        out.append({**group, "objects": objects, "totals": totals})
+    return out
+
+
+def _run_label(group: dict[str, Any]) -> str:
+    if group["run_id"] is None:
+        return f"Delta {', '.join(str(d) for d in group['delta_ids'])} (not applied yet)"
+    return f"Run {group['run_id']} ({status_words(group['run_status'])})"
+
+
+def delta_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per delta run × object; the run is named on its first row only, so the runs read as blocks."""
+    rows = []
+    for group in delta_groups(report):
+        label = _run_label(group)
+        active = sorted(group["objects"], key=lambda o: not any(o.get(k) for k in DELTA_COLUMNS_ACTIVE))
+        for number, obj in enumerate(active):
+            rows.append({**obj, "run_id": group["run_id"], "run_text": label if number == 0 else ""})
+    return rows
+
+
+def delta_line(group: dict[str, Any]) -> str:
+    """One sentence per delta run: where the changes came from, what was loaded, what happened to deletions."""
+    t = group["totals"]
+    source = " and ".join(_DELTA_MODES.get(m, m) for m in group["modes"]) or "newer data"
+    detected = moment_text(max(group["detected_at"])) if group["detected_at"] else ""
+    head = f"{_run_label(group)} — {source}" + (f" detected {detected}" if detected else "")
+    text = (
+        f"{head}: {t['new']:,} new, {t['changed']:,} changed, {t['unchanged']:,} unchanged"
+        + (f" → {t['created']:,} created, {t['updated']:,} updated, {t['failed']:,} failed" if group["run_id"] else "")
+        + "."
+    )
+    if t["deleted"]:
+        parts = []
+        if t["deleted_applied"]:
+            parts.append(f"{t['deleted_applied']:,} now deleted at the destination")
+        if t["deleted_reported"]:
+            parts.append(f"{t['deleted_reported']:,} reported only (still at the destination)")
+        rest = t["deleted"] - t["deleted_applied"] - t["deleted_reported"]
+        if rest and group["run_id"] is None:
+            parts.append(f"{rest:,} to report or delete when the delta is applied")
+        elif rest:
+            parts.append(f"{rest:,} not deleted at the destination (never loaded, or see the audit log)")
+        text += f" {t['deleted']:,} deleted in the source: {', '.join(parts)}."
+    if group["run_id"] is None:
+        text += f" Status: {_DELTA_STATUS_WORDS.get(str(group['delta_status']), status_words(group['delta_status']))}."
+    return text
+
+
+def _details_text(details: dict[str, Any]) -> str:
+    """A definition's details on one line; trigger code is counted, not shown (it is in the package's JSON)."""
+    parts = []
+    for key, value in details.items():
+        if key == "body":
+            value = f"{len(str(value).splitlines())} lines of code (see the JSON)"
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        parts.append(f"{key.replace('_', ' ')}: {value}")
+    return "; ".join(parts)
+
+
+def rebuild_item_rows(package: dict[str, Any]) -> list[dict[str, Any]]:
+    """The source's definitions (by kind, with their rebuild path and effort), then the playbook's items."""
+    rows = []
+    for entry in package.get("inventory") or []:
+        obj, dest = entry.get("object"), entry.get("destination_entity")
+        active = entry.get("active")
+        rows.append(
+            {
+                **entry,
+                "kind_text": KIND_TITLES.get(entry["kind"], entry["kind"].replace("_", " ")),
+                "object_text": f"{obj} → {dest}" if obj and dest else (obj or ""),
+                "status": "" if active is None else ("active" if active else "inactive"),
+                "notes": _details_text(entry.get("details") or {}),
+            }
+        )
+    for item in package.get("rebuild") or []:
+        rows.append(
+            {
+                "kind": "playbook",
+                "kind_text": PLAYBOOK_KIND,
+                "name": item.get("item") or "",
+                "object_text": item.get("destination") or "",
+                "status": "",
+                "effort": "",
+                "rebuild_path": item.get("rebuild_path") or item.get("destination") or "",
+                "notes": item.get("why") or "",
+            }
+        )
+    return rows
+
+
+def rebuild_summary_rows(package: dict[str, Any]) -> list[dict[str, Any]]:
+    """Counts per kind (the package's summary), plus the playbook's items, which have no effort hint."""
+    rows = [
+        {"kind": kind, "kind_text": KIND_TITLES.get(kind, kind.replace("_", " ")), **counts}
+        for kind, counts in (package.get("summary") or {}).items()
+    ]
+    if package.get("rebuild"):
+        rows.append({"kind": "playbook", "kind_text": PLAYBOOK_KIND, "count": len(package["rebuild"])})
+    return rows
+
+
+def definitions_note(package: dict[str, Any]) -> tuple[str, bool]:
+    """What the package can say about the source's definitions, and whether the consultant should act on it."""
+    status = package.get("definitions") or {}
+    kind = status.get("status")
+    if kind == "read":
+        count = len(package.get("inventory") or [])
+        text = f"Read from {status.get('platform')} on {moment_text(status.get('read_at'))}: {count:,} definition(s)."
+        extra = [f"Not read: {w}" for w in status.get("warnings") or []]
+        extra += [f"Not exposed: {n}" for n in status.get("not_exposed") or []]
+        return " ".join([text, *extra]), bool(status.get("warnings"))
+    if kind == "not_exposed":
+        return f"The source exposes no definitions: {status.get('why')}", False
+    return f"The source's definitions are not read yet: {status.get('why')}.", True
 
 
 class VerdictModel(RecordsModel):
@@ -213,6 +431,27 @@ class ReconcileView(QWidget):
         self.details.addTab(self.distributions_view, "Picklist distributions")
         self.details.addTab(self.failures_stack, "Failures")
 
+        self.delta_model = RecordsModel(DELTA_COLUMNS, self)
+        self.delta_view = _table(self.delta_model, stretch_last=False)
+        self.delta_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        delta_header = self.delta_view.horizontalHeader()
+        delta_header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        delta_header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        for section, column in enumerate(DELTA_COLUMNS):
+            if not column.numeric or len(column.title) > 12:  # long titles are never cut off
+                delta_header.setSectionResizeMode(section, QHeaderView.ResizeMode.ResizeToContents)
+        self.delta_note = QLabel("")
+        self.delta_note.setWordWrap(True)
+        self.delta_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        delta_page = QWidget()
+        delta_layout = QVBoxLayout(delta_page)
+        delta_layout.setContentsMargins(6, 6, 6, 6)
+        delta_layout.addWidget(self.delta_note)
+        delta_layout.addWidget(self.delta_view, 1)
+        self.delta_page = delta_page
+        self.delta_tab = self.details.addTab(delta_page, "Delta")
+        self.details.setTabVisible(self.delta_tab, False)  # only once a delta was detected
+
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.counts_view)
         splitter.addWidget(self.details)
@@ -271,3 +510,105 @@ class ReconcileView(QWidget):
         count = int(report.get("failure_count") or len(failures))
         shown = f", first {len(failures):,} shown" if len(failures) < count else ""
         self.details.setTabText(2, f"Failures ({count:,}{shown})")
+        self.show_delta(report)
+
+    def show_delta(self, report: dict[str, Any]) -> None:
+        """The Delta tab: per delta run and object, what the newer data held and what the run wrote."""
+        groups = delta_groups(report)
+        self.details.setTabVisible(self.delta_tab, bool(groups))
+        rows = delta_rows(report)
+        total = {"run_text": "Total", "source_object": ""}
+        for key in (*DELTA_CHANGES, *DELTA_WRITES):
+            total[key] = sum(int(r.get(key) or 0) for r in rows)
+        self.delta_model.set_rows(rows, total=total if len(groups) > 1 else None)
+        self.delta_note.setText("\n".join(delta_line(g) for g in groups))
+        runs = sum(1 for g in groups if g["run_id"] is not None)
+        pending = len(groups) - runs
+        title = f"Delta ({runs} run{'' if runs == 1 else 's'}"
+        self.details.setTabText(self.delta_tab, title + (f", {pending} not applied)" if pending else ")"))
+
+
+class RebuildView(QWidget):
+    """A read-only preview of the rebuild reference package: counts per kind, then every item with its path.
+
+    Built from ``rebuild_package`` on the worker (offline); the files themselves are written by the page's
+    "Rebuild package…" button, which may read the source's definitions first.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.package: dict[str, Any] | None = None
+        self.source_note = QLabel("")
+        self.source_note.setWordWrap(True)
+        self.source_note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.effort_note = hint(QLabel(f"Effort hint — {EFFORT_RULE}"))
+        self.effort_note.setWordWrap(True)
+        self.effort_note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.summary_model = RecordsModel(REBUILD_SUMMARY_COLUMNS, self)
+        self.summary_view = _table(self.summary_model, stretch_last=False)
+        self.summary_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.summary_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # As small as its counts: the notes sit beside it, and the items below get the height.
+        self.summary_view.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.summary_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.summary_view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.summary_view.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.items_model = RecordsModel(REBUILD_ITEM_COLUMNS, self)
+        self.items_view = _table(self.items_model)
+        # The recommended rebuild is what the admin reads: wrapped in full, never cut off.
+        self.items_view.setWordWrap(True)
+        self.items_view.setTextElideMode(Qt.TextElideMode.ElideNone)
+        _fit(self.items_view, [150, 210, 140, 62, 50])
+        rows = self.items_view.verticalHeader()
+        rows.setMinimumSectionSize(rows.defaultSectionSize())  # wrapped rows grow; short ones keep the grid's height
+        # Why an item is listed, or what the source says about it, can run long: shown for the selected item.
+        self.item_detail = QLabel("")
+        self.item_detail.setWordWrap(True)
+        self.item_detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.item_detail.setTextFormat(Qt.TextFormat.PlainText)
+        self.items_view.selectionModel().currentRowChanged.connect(self._show_item)
+        # Wrapped rows are measured at the column widths they end up with (the tab is laid out after the data).
+        self._fit_rows = QTimer(self)
+        self._fit_rows.setSingleShot(True)
+        self._fit_rows.timeout.connect(self.items_view.resizeRowsToContents)
+        self.items_view.horizontalHeader().sectionResized.connect(lambda *_: self._fit_rows.start(0))
+
+        notes = QVBoxLayout()
+        notes.addWidget(self.source_note)
+        notes.addWidget(self.effort_note)
+        notes.addStretch(1)
+        top = QHBoxLayout()
+        top.addWidget(self.summary_view, 0, Qt.AlignmentFlag.AlignTop)
+        top.addSpacing(8)
+        top.addLayout(notes, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(top)
+        layout.addWidget(self.items_view, 1)
+        layout.addWidget(self.item_detail)
+
+    def show_package(self, package: dict[str, Any]) -> None:
+        self.package = package
+        note, act = definitions_note(package)
+        self.source_note.setText(note)
+        self.source_note.setStyleSheet("color:#6b4a00;" if act else "")
+        summary = rebuild_summary_rows(package)
+        total = {
+            "kind_text": "Total",
+            **{c.key: sum(int(r.get(c.key) or 0) for r in summary) for c in REBUILD_SUMMARY_COLUMNS if c.numeric},
+        }
+        self.summary_model.set_rows(summary, total=total if len(summary) > 1 else None)
+        self.items_model.set_rows(rebuild_item_rows(package))
+        self._fit_rows.start(0)
+        if self.items_model.rowCount():
+            self.items_view.selectRow(0)
+        self.item_detail.setVisible(bool(self.items_model.rowCount()))
+        self.effort_note.setVisible(bool(package.get("inventory")))
+
+    def _show_item(self, current: Index, _previous: Index) -> None:
+        if not current.isValid():
+            self.item_detail.setText("")
+            return
+        row = self.items_model.row(current.row())
+        label = "Why" if row["kind"] == "playbook" else "Details"
+        self.item_detail.setText(f"{row['name']} — {label}: {row['notes'] or '—'}")
