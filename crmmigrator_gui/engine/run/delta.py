@@ -18,10 +18,11 @@ groups of merged parts, any parent not loaded yet (the sample's own unit logic) 
 is built from a touched one (a ``derived`` value ``from`` it, an owner ``via`` its rows: a renamed customer's
 contact), so it is idempotent and resumable like every load. Deletions are reported, or applied: each
 destination record is read in full and snapshotted into the crosswalk (action ``deleted``, ``prior`` = the
-snapshot) before it is deleted, so rollback of the delta run re-creates it (on Dataverse with the same primary
-id; Salesforce cannot, see ``load_salesforce``). Deltas detected but not applied yet are applied together by
-the next apply; deletions an earlier delta only reported are applied by the next apply with ``deletes="apply"``
-(report, review, then apply), unless the record came back at the source.
+snapshot) before it is deleted, so rollback of the delta run re-creates it: on Dataverse with the same primary
+id; on Salesforce, which cannot restore an Id over the API, under a new Id that the xref and the earlier
+crosswalk rows then follow (see ``load_salesforce.delete_records`` and its rollback). Deltas detected but not
+applied yet are applied together by the next apply; deletions an earlier delta only reported are applied by the
+next apply with ``deletes="apply"`` (report, review, then apply), unless the record came back at the source.
 """
 
 from __future__ import annotations
@@ -668,11 +669,9 @@ def _apply_deletions(
     with destination(project) as client:
         deleter: Any = _delete_dataverse
         if project.target == "salesforce":
-            from crmmigrator_gui.engine.run import load_salesforce
+            from crmmigrator_gui.engine.run.load_salesforce import delete_records
 
-            deleter = getattr(load_salesforce, "delete_records", None)
-            if deleter is None:
-                raise MigratorError("applying deletions on Salesforce is not available yet; use --deletes report")
+            deleter = delete_records
         done = 0
         seq = int(project.scalar("SELECT COALESCE(MAX(seq), 0) FROM crosswalk WHERE run_id = ?", (run_id,)) or 0)
         for start in range(0, len(records), DELETE_BATCH):

@@ -45,6 +45,7 @@ from crmmigrator_gui.engine.target.http import DEFAULT_PARALLEL, MAX_PARALLEL, c
 BATCH_SIZE = 500
 FINAL_ACTIONS = ("created", "updated", "unchanged", "failed", "skipped")
 CARRIED_FROM = ("load", "sample", "delta")  # run kinds whose standing outcomes a new load may carry
+STATE_NOT_SET = "STATE_NOT_SET"  # crosswalk error code: the record was written but its closed status was not
 
 
 @dataclass
@@ -580,6 +581,7 @@ class _Runner:
         )
         creates: list[tuple[str, Payload]] = []
         updates: list[tuple[str, Payload, dict[str, Any], dict[str, Any]]] = []
+        restates: list[tuple[str, Payload, str, dict[str, Any]]] = []  # only the status differs
         for source_id, payload in batch.items:
             row = existing.get(payload.key)
             if row is None:
@@ -587,16 +589,21 @@ class _Runner:
                 continue
             dest_id = str(row[meta.primary_id])
             changes, prior = _diff(meta, payload, row)
+            state_prior = _state(payload, row)
             intent = self.update_intents.get((part.entity, payload.key))
             if payload.key in pending_keys:
                 outcomes[source_id] = Outcome("created", dest_id, written=payload.body)
             elif intent is not None and not changes:  # updated before a crash, never committed
                 outcomes[source_id] = Outcome("updated", dest_id, prior=intent[0], written=intent[1])
             elif changes:
-                snapshot = prior | _state(payload, row)
+                snapshot = prior | state_prior
                 if intent is not None:  # the snapshot taken before the first attempt is the true prior
                     snapshot = snapshot | intent[0]
                 updates.append((source_id, payload, changes | {meta.primary_id: dest_id}, snapshot))
+            elif state_prior:
+                # Fields agree but the status does not: an earlier status apply failed (or the record was reopened
+                # at the destination). Re-applying it is an update whose prior is the state it has now.
+                restates.append((source_id, payload, dest_id, state_prior))
             else:
                 outcomes[source_id] = Outcome("unchanged", dest_id)
         if creates:
@@ -607,7 +614,13 @@ class _Runner:
                 part, [(sid, p.key, ch[meta.primary_id], prior, ch) for sid, p, ch, prior in updates]
             )
             outcomes.update(self._update(meta, updates))
-        self._apply_states(meta, batch, outcomes)
+        if restates:
+            self._record_update_intents(
+                part, [(sid, p.key, dest, prior, dict(p.post_state or {})) for sid, p, dest, prior in restates]
+            )
+            for sid, _p, dest, prior in restates:
+                outcomes[sid] = Outcome("updated", dest, prior=prior, written={})
+        self._apply_states(meta, batch, outcomes, restated={sid for sid, *_rest in restates})
 
     def _record_pending(self, part: Part, creates: list[tuple[str, Payload]]) -> None:
         """Intent log: if we crash after the destination wrote but before we commit, resume knows."""
@@ -634,8 +647,19 @@ class _Runner:
                 self.project.db.conn.execute(
                     "INSERT INTO crosswalk (run_id, seq, source_object, part, source_id, target_entity, key, dest_id, "
                     "action, prior, written, at) VALUES (?,?,?,?,?,?,?,?, 'pending_update', ?, ?, ?)",
-                    (self.run_id, self.seq, part.obj, part.name, source_id, part.entity, key, dest_id,
-                     _dump(prior), _dump(written), touched),
+                    (
+                        self.run_id,
+                        self.seq,
+                        part.obj,
+                        part.name,
+                        source_id,
+                        part.entity,
+                        key,
+                        dest_id,
+                        _dump(prior),
+                        _dump(written),
+                        touched,
+                    ),
                 )
                 self.update_intents[(part.entity, key)] = (prior, written)
 
@@ -724,8 +748,15 @@ class _Runner:
                 outcomes[sid] = Outcome("failed", code=code or str(result.status), message=explain(code, message))
         return outcomes
 
-    def _apply_states(self, meta: EntityMeta, batch: _Batch, outcomes: dict[str, Outcome]) -> None:
-        """Closed statuses are set after create (statecode is not valid on create)."""
+    def _apply_states(
+        self, meta: EntityMeta, batch: _Batch, outcomes: dict[str, Outcome], restated: Collection[str] = ()
+    ) -> None:
+        """Closed statuses are set after create (statecode is not valid on create).
+
+        A status that fails stays a warning, and the record's crosswalk row says so (``STATE_NOT_SET``) with no
+        row hash, so the next load does not carry it as settled: it reads the record, sees the status differ and
+        applies it again. ``restated``: records whose only change was their status; when it fails nothing was
+        written, so they are ``unchanged``."""
         ops, owners = [], []
         for sid, payload in batch.items:
             outcome = outcomes.get(sid)
@@ -736,7 +767,13 @@ class _Runner:
             return
         for sid, result in zip(owners, self._send_ops(ops), strict=True):
             if not result.ok:
-                self.warnings.append(f"{batch.part.qualified} {sid}: status not set ({result.error[1]})")
+                message = f"status not set ({result.error[1]})"
+                self.warnings.append(f"{batch.part.qualified} {sid}: {message}")
+                failed = outcomes[sid]
+                if sid in restated:
+                    failed = outcomes[sid] = Outcome("unchanged", failed.dest_id)
+                failed.code, failed.message = STATE_NOT_SET, message
+                batch.hashes.pop(sid, None)  # its crosswalk row vouches for no staged row: never carried
                 continue
             # What we wrote includes the status: otherwise rollback would take our own status change for
             # someone else's edit after the run and refuse to restore the record.
