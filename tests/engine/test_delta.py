@@ -303,3 +303,24 @@ def test_report_has_a_delta_section_in_every_format(loaded, tmp_path):
     quotes = next(r for r in rows[1:] if r[3] == "quotes")
     assert quotes[:4] == [1, result.run_id, "completed", "quotes"]
     assert quotes[7:9] == [1, 1]
+
+
+def test_report_counts_what_a_delta_loaded_as_loaded(loaded, tmp_path):
+    """Per-object reconciliation describes where each source record stands now: the full load overlaid with the
+    deltas applied after it (a rolled-back delta no longer counts)."""
+    from crmmigrator_gui.engine.report.report import build_report
+    from crmmigrator_gui.engine.run.rollback import rollback
+
+    before = {o["source_object"]: o for o in build_report(loaded, read_back=False)["objects"]}
+    newer = _newer(tmp_path, new=4, changed=4, removed=0, seed=7)
+    result = delta(loaded, newer.files)
+    after = {o["source_object"]: o for o in build_report(loaded, read_back=False)["objects"]}
+    for obj, new_ids in newer.new.items():
+        if not new_ids:
+            continue
+        assert after[obj]["source_records"] == before[obj]["source_records"] + len(new_ids)
+        assert after[obj]["loaded"] == before[obj]["loaded"] + len(new_ids), obj  # the delta's creations count
+    rollback(loaded, run_id=result.run_id)
+    undone = {o["source_object"]: o for o in build_report(loaded, read_back=False)["objects"]}
+    for obj in newer.new:
+        assert undone[obj]["loaded"] == before[obj]["loaded"], obj  # staged still, but no longer loaded

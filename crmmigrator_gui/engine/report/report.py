@@ -30,7 +30,14 @@ def build_report(project: Project, *, read_back: bool = True, client: Any = None
         "('rolled_back') ORDER BY id DESC LIMIT 1"
     )
     run = live[0] if live else None
-    summary = summarize(project, run["id"], kind="load", status=run["status"]) if run else None
+    deltas = [
+        int(r["id"])
+        for r in project.query(
+            "SELECT id FROM runs WHERE kind = 'delta' AND id > ? AND status NOT IN ('rolled_back') ORDER BY id",
+            (run["id"] if run else -1,),
+        )
+    ]
+    summary = summarize(project, run["id"], kind="load", status=run["status"], later_runs=deltas) if run else None
     by_obj = {o["source_object"]: o for o in (summary.objects if summary else [])}
     # A partly rolled-back run: a source record whose every written part was undone is no longer loaded.
     undone = {

@@ -103,27 +103,37 @@ class RunResult:
         return any(o["failed"] for o in self.objects)
 
 
-def summarize(project: Project, run_id: int, *, kind: str, status: str) -> RunResult:
+def summarize(
+    project: Project, run_id: int, *, kind: str, status: str, later_runs: Sequence[int] = ()
+) -> RunResult:
+    """Per-object counts of one run. ``later_runs`` (deltas applied after it) overlay their outcomes, latest
+    first, so the counts describe where each source record stands now: a record a delta created is loaded, a
+    failure a delta fixed is no longer a failure. Outcomes a rollback undid in those later runs do not count."""
     playbook = load_playbook(project.source, project.target, project.edition)
     actions: dict[tuple[str, str], str] = {}
-    failures = []
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    runs = [run_id, *later_runs]
+    marks = ",".join("?" * len(runs))
     for row in project.query(
         "SELECT part, source_id, action, error_code, error_message, source_object FROM crosswalk "
-        "WHERE run_id = ? AND action IN ('created','updated','unchanged','failed','skipped') ORDER BY seq",
-        (run_id,),
+        f"WHERE run_id IN ({marks}) AND action IN ('created','updated','unchanged','failed','skipped') "
+        "AND (run_id = ? OR rolled_back_at IS NULL) ORDER BY run_id, seq",
+        (*runs, run_id),
     ):
         actions[(row["part"], row["source_id"])] = row["action"]
-        if row["action"] in ("failed", "skipped"):
-            failures.append(
-                {
-                    "source_object": row["source_object"],
-                    "part": row["part"],
-                    "source_id": row["source_id"],
-                    "action": row["action"],
-                    "code": row["error_code"],
-                    "message": row["error_message"],
-                }
-            )
+        last[(row["part"], row["source_id"])] = row
+    failures = [
+        {
+            "source_object": row["source_object"],
+            "part": row["part"],
+            "source_id": row["source_id"],
+            "action": row["action"],
+            "code": row["error_code"],
+            "message": row["error_message"],
+        }
+        for row in last.values()
+        if row["action"] in ("failed", "skipped")
+    ]
     objects = []
     parts_by_obj = defaultdict(list)
     for part in load_order(playbook, project.source_object_names()):
