@@ -48,3 +48,30 @@ def cli(tmp_path):
 
     run.env = env  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture
+def signed_off(cli):
+    """The honest way to a full load's sign-off, through the CLI as a consultant does it.
+
+    ``signed_off(project)`` runs ``sample`` (exit 0, or 4 when fields are flagged: ``clean=True`` demands
+    0), ``signoff --by tester``, then rolls the sample back (``rollback --run``) unless ``keep_sample``:
+    tests asserting that the full load creates every source record need the sample gone, or the full
+    load adopts its records (updated/unchanged, not created). Returns the sample's JSON.
+    """
+
+    def run(project: str, *, keep_sample: bool = False, clean: bool = False, by: str = "tester") -> Any:
+        sample = cli("sample", project, "--json")
+        assert sample.code in ((0,) if clean else (0, 4)), sample.stderr
+        data = sample.json
+        assert data["kind"] == "sample"
+        assert data["diff"] is not None, sample.stderr  # read back: there is something to sign off
+        signed = cli("signoff", project, "--by", by, "--json")
+        assert signed.code == 0, signed.stderr
+        assert signed.json["sample_run_id"] == data["run_id"]
+        if not keep_sample:
+            back = cli("rollback", project, "--run", str(data["run_id"]), "--json")
+            assert back.code == 0, back.stderr
+        return data
+
+    return run

@@ -15,6 +15,7 @@ import pytest
 from crmmigrator_gui.engine.demo.octopuspro import generate_export
 
 pytestmark = pytest.mark.slow
+SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "samples" / "octopuspro" / "standard"
 
 
 def _balanced(objects):
@@ -43,6 +44,53 @@ def test_demo_loads_every_record(cli):
         assert o["created"] + o["failed"] + o["skipped"] == o["source_records"], o
         assert o["failed"] == 0, (o, data["failures"][:3])
     assert data["requests"] > 0
+    sample = data["sample"]  # the demo walked the gate: a real sample, read back, signed off, rolled back
+    assert sample["run_id"] < data["run_id"]
+    assert sample["records"] > 0
+    assert sample["flagged"] == 0
+
+
+def test_load_refuses_until_a_sample_of_the_current_map_is_signed_off(cli, tmp_path):
+    """Issue 6: the full load exits 3 (one line, nothing loaded) without a sign-off valid for the current map."""
+    for args in (
+        ("new", "g.cmproj", "--source", "octopuspro", "--target", "dynamics365"),
+        ("import", "g.cmproj", str(SAMPLE)),
+        ("automap", "g.cmproj"),
+        ("map", "g.cmproj", "accept", "--all"),
+    ):
+        ran = cli(*args)
+        assert ran.code == 0, ran.stderr
+    refused = cli("load", "g.cmproj")
+    assert refused.code == 3, refused.stderr
+    assert refused.stderr.strip() == "error: no valid sign-off: no sample has been signed off yet"
+    early = cli("signoff", "g.cmproj", "--by", "tester")
+    assert early.code == 3, early.stderr
+    assert "run `crmmigrator sample PROJECT` first" in early.stderr
+
+    sample = cli("sample", "g.cmproj", "--json")
+    assert sample.code == 0, sample.stderr
+    assert cli("signoff", "g.cmproj", "--by", "tester").code == 0
+    shown = cli("map", "g.cmproj", "show", "--json").json
+    phone = next(r for r in shown["fields"] if r["target_entity"] and r["transform"].get("type") == "phone")
+    changed = cli("map", "g.cmproj", "transform", f"{phone['source_object']}.{phone['source_field']}",
+                  '{"type": "phone", "extension": "drop"}', "--target",
+                  f"{phone['target_entity']}.{phone['target_field']}", "--by", "consultant")  # fmt: skip
+    assert changed.code == 0, changed.stderr
+    stale = cli("load", "g.cmproj")
+    assert stale.code == 3, stale.stderr
+    assert len(stale.stderr.strip().splitlines()) == 1
+    assert "no valid sign-off: the map changed after the sign-off by tester" in stale.stderr
+    assert "Traceback" not in stale.stderr
+    assert cli("signoff", "g.cmproj", "--by", "tester").code == 3  # the sample showed the old map
+
+    again = cli("sample", "g.cmproj", "--json")
+    assert again.code == 0, again.stderr
+    assert cli("signoff", "g.cmproj", "--by", "tester").code == 0
+    loaded = cli("load", "g.cmproj", "--json")
+    assert loaded.code == 0, loaded.stderr
+    assert loaded.json["kind"] == "load"
+    _balanced(loaded.json["objects"])
+    assert sum(o["created"] + o["updated"] + o["unchanged"] for o in loaded.json["objects"]) > 0
 
 
 @pytest.fixture
@@ -50,7 +98,7 @@ def export(tmp_path):
     return generate_export(tmp_path / "export", records=300, seed=11)
 
 
-def test_full_cycle_idempotent_and_rollback(cli, tmp_path, export):
+def test_full_cycle_idempotent_and_rollback(cli, signed_off, tmp_path, export):
     assert cli("new", "p.cmproj", "--source", "octopuspro", "--target", "dynamics365").code == 0
     ran = cli("import", "p.cmproj", *[str(f) for f in export.files], "--json")
     assert ran.code == 0, ran.stderr
@@ -69,10 +117,17 @@ def test_full_cycle_idempotent_and_rollback(cli, tmp_path, export):
     assert "Traceback" not in blocked.stderr
 
     assert cli("map", "p.cmproj", "accept", "--all").code == 0
+    unsigned = cli("load", "p.cmproj", "--json")
+    assert unsigned.code == 3, unsigned.stderr
+    assert unsigned.stderr.strip() == "error: no valid sign-off: no sample has been signed off yet"
+    assert unsigned.stdout == ""
+    sample = signed_off("p.cmproj", keep_sample=True)  # kept: the full load adopts it, rollback --all undoes both
     first = cli("load", "p.cmproj", "--json")
     assert first.code == 0, first.stderr
     _balanced(first.json["objects"])
     assert sum(o["created"] for o in first.json["objects"]) > 0
+    adopted = sum(o["created"] for o in sample["objects"])
+    assert sum(o["updated"] + o["unchanged"] for o in first.json["objects"]) >= adopted > 0
 
     second = cli("load", "p.cmproj", "--json")
     assert second.code == 0, second.stderr
@@ -141,7 +196,7 @@ def _assert_sandbox_empty(cli, data: Path) -> None:
         proc.wait(10)
 
 
-def test_served_sandbox_is_queryable_like_a_real_org(cli, tmp_path, export):
+def test_served_sandbox_is_queryable_like_a_real_org(cli, signed_off, tmp_path, export):
     proc, url = _serve(cli, tmp_path / "served.sqlite")
     try:
         assert cli("new", "s.cmproj", "--source", "octopuspro", "--target", "dynamics365").code == 0
@@ -151,6 +206,7 @@ def test_served_sandbox_is_queryable_like_a_real_org(cli, tmp_path, export):
         assert cli("import", "s.cmproj", *[str(f) for f in export.files]).code == 0
         assert cli("automap", "s.cmproj").code == 0
         assert cli("map", "s.cmproj", "accept", "--all").code == 0
+        signed_off("s.cmproj")  # rolled back: the count below is of records the full load created
         loaded = cli("load", "s.cmproj", "--json")
         assert loaded.code == 0, loaded.stderr
         customers = next(o for o in loaded.json["objects"] if o["source_object"] == "customers")
@@ -208,7 +264,7 @@ def test_usage_errors_exit_2(cli):
     assert cli("load").code == 2
 
 
-def test_unseen_export_imports_maps_and_loads(cli, tmp_path):
+def test_unseen_export_imports_maps_and_loads(cli, signed_off, tmp_path):
     unseen = generate_export(tmp_path / "unseen", records=300, seed=5, variant="unseen")
     assert cli("new", "u.cmproj", "--source", "octopuspro", "--target", "dynamics365").code == 0
     ran = cli("import", "u.cmproj", str(tmp_path / "unseen"), "--json")
@@ -219,6 +275,7 @@ def test_unseen_export_imports_maps_and_loads(cli, tmp_path):
             assert imported.get(name) == count, (name, imported)
     assert cli("automap", "u.cmproj").code == 0
     assert cli("map", "u.cmproj", "accept", "--all").code == 0
+    signed_off("u.cmproj", keep_sample=True)
     loaded = cli("load", "u.cmproj", "--json")
     assert loaded.code == 0, loaded.stderr + json.dumps(loaded.json.get("failures", [])[:3])
     _balanced(loaded.json["objects"])

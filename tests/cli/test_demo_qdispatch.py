@@ -54,7 +54,7 @@ def test_demo_loads_every_record_and_reloads_nothing(cli, tmp_path):
     assert any("have no active user" in w for w in data["warnings"])
 
 
-def _flow(cli, tmp_path: Path, name: str, folder: Path, users: list[tuple[str, str]] | None = None):
+def _flow(cli, signed_off, tmp_path: Path, name: str, folder: Path, users: list[tuple[str, str]] | None = None):
     project = tmp_path / f"{name}.cmproj"
     assert cli("new", str(project), "--source", "qdispatch", "--target", "dynamics365").code == 0
     if users:  # an admin has invited the technicians, as the demo does
@@ -70,13 +70,14 @@ def _flow(cli, tmp_path: Path, name: str, folder: Path, users: list[tuple[str, s
     assert imported.code == 0, imported.stderr
     assert cli("automap", str(project)).code == 0
     assert cli("map", str(project), "accept", "--all").code == 0
+    signed_off(str(project))  # sample, sign-off, sample rolled back: the full load creates every record
     loaded = cli("load", str(project), "--json")
     return project, imported.json, loaded
 
 
-def test_unseen_folder_imports_maps_and_loads_without_code_changes(cli, tmp_path):
+def test_unseen_folder_imports_maps_and_loads_without_code_changes(cli, signed_off, tmp_path):
     export = generate_export(tmp_path / "unseen", records=600, seed=5, variant="unseen")
-    _project, imported, loaded = _flow(cli, tmp_path, "u", tmp_path / "unseen", export.users)
+    _project, imported, loaded = _flow(cli, signed_off, tmp_path, "u", tmp_path / "unseen", export.users)
     got = {o["source_object"]: o["records"] for o in imported["objects"]}
     assert got == export.counts
     assert loaded.code == 0, loaded.stderr + json.dumps(loaded.json.get("failures", [])[:3])
@@ -87,9 +88,9 @@ def test_unseen_folder_imports_maps_and_loads_without_code_changes(cli, tmp_path
         assert o["created"] == o["source_records"], o
 
 
-def test_dirty_folder_fails_exactly_where_the_manifest_says(cli, tmp_path):
+def test_dirty_folder_fails_exactly_where_the_manifest_says(cli, signed_off, tmp_path):
     export = generate_export(tmp_path / "dirty", records=600, seed=7, variant="dirty")
-    project, imported, loaded = _flow(cli, tmp_path, "x", tmp_path / "dirty", export.users)
+    project, imported, loaded = _flow(cli, signed_off, tmp_path, "x", tmp_path / "dirty", export.users)
     assert loaded.code == 4, loaded.stderr  # some records failed
     data = loaded.json
     _balanced(data["objects"])

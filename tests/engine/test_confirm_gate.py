@@ -16,7 +16,7 @@ from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.run.load import load
 from crmmigrator_gui.engine.source.importer import import_paths
 from crmmigrator_gui.paths import resources_dir
-from tests.engine.conftest import open_sandbox
+from tests.engine.conftest import open_sandbox, sign_off_for_tests
 
 
 @pytest.fixture
@@ -85,6 +85,9 @@ def test_a_value_with_no_option_blocks_until_decided_and_leave_empty_loads_nothi
         _stamped(r, "consultant")
         assert r["reason"] == "left empty by consultant"
 
+    with pytest.raises(BlockedError, match="map changed after the sign-off"):
+        load(mapped_project)  # the retarget and the decisions are not what the fixture's sign-off covered
+    sign_off_for_tests(mapped_project)
     result = load(mapped_project)
     assert result.status == "completed", result.failures[:3]
     sandbox = open_sandbox(mapped_project)

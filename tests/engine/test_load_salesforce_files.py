@@ -31,19 +31,21 @@ from crmmigrator_gui.engine.source.extract import extract
 from crmmigrator_gui.engine.target.connection import SandboxTransport, embedded_sandbox_path
 from crmmigrator_gui.engine.target.salesforce import SalesforceClient
 from crmmigrator_gui.sandbox.salesforce.app import SalesforceSandbox
+from tests.engine.conftest import sign_off_for_tests
 
 FILES = "ContentVersion"
 
 
 @pytest.fixture
 def st_project(tmp_path, monkeypatch):
-    """A confirmed ServiceTracker → Salesforce project (~300 source rows, a handful of files)."""
+    """A confirmed, signed-off ServiceTracker → Salesforce project (~300 source rows, a handful of files)."""
     monkeypatch.setenv("CRMMIGRATOR_HOME", str(tmp_path / "home"))
     project = Project.create(tmp_path / "st.cmproj", source="servicetracker", target="salesforce")
     _provision_users(project, st_demo.prepare_source(project, records=300))
     extract(project)
     run_automap(project)
     accept(project, actor="tester")
+    sign_off_for_tests(project)
     yield project
     project.close()
 

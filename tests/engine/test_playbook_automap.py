@@ -12,6 +12,7 @@ from crmmigrator_gui.engine.plan.order import load_order
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.source.importer import import_paths
 from crmmigrator_gui.paths import resources_dir
+from tests.engine.conftest import sign_off_for_tests
 
 SEED_ROWS = {
     "Customer",
@@ -217,6 +218,7 @@ def test_peer_export_with_contacts_sites_lines_and_notes_loads_as_generic(tmp_pa
     assert targets[("customers", "Fax Phone #s")] in ("fax", "Fax")
     assert targets[("contacts", "Job Title")] in ("jobtitle", "Title")
     accept(project, actor="tester")
+    sign_off_for_tests(project)
     outcome = load(project, actor="tester").to_json()
     assert outcome["status"] == "completed", outcome.get("failures")
     by_object = {o["source_object"]: o for o in outcome["objects"]}

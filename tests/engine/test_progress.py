@@ -15,10 +15,13 @@ def test_paused_checkpoint_waits_until_resume_and_reports_both_edges():
     worker = threading.Thread(target=lambda: token.checkpoint(seen.append))
     worker.start()
     time.sleep(0.2)
-    assert worker.is_alive() and token.paused and seen == [True]
+    assert worker.is_alive()
+    assert token.paused
+    assert seen == [True]
     token.resume()
     worker.join(2)
-    assert not worker.is_alive() and seen == [True, False]
+    assert not worker.is_alive()
+    assert seen == [True, False]
 
 
 def test_cancel_while_paused_raises_at_once():
@@ -36,7 +39,8 @@ def test_cancel_while_paused_raises_at_once():
     time.sleep(0.1)
     token.cancel()
     worker.join(2)
-    assert not worker.is_alive() and len(errors) == 1
+    assert not worker.is_alive()
+    assert len(errors) == 1
 
 
 def test_running_checkpoint_passes_and_cancelled_one_raises():

@@ -319,6 +319,7 @@ def test_the_sample_rolls_back_alone_to_nothing(project):
 def test_a_kept_sample_is_adopted_by_the_full_load_without_duplicates(project):
     result = run_sample(project, size=100, seed=5)
     sampled = {(r["part"], r["source_id"]) for r in _crosswalk(project, result.run.run_id) if r["dest_id"]}
+    sign_off(project, "Dana Customer")  # the full load's gate: the kept sample is what was signed off
     full = load(project)
     assert full.kind == "load"
     assert full.run_id != result.run.run_id

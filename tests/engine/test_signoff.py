@@ -1,4 +1,5 @@
-"""A sample sign-off is pinned to the map it was given for: any change to what moves invalidates it."""
+"""A sample sign-off is pinned to the map it was given for: any change to what moves invalidates it, and the
+full load refuses (BlockedError, exit 3) without one valid for the current map; a sample needs none."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import pytest
 
 from crmmigrator_gui.engine.errors import BlockedError, UsageError
 from crmmigrator_gui.engine.mapping import maps
+from crmmigrator_gui.engine.mapping.editing import set_transform
 from crmmigrator_gui.engine.mapping.signoff import (
     assert_signed_off,
     map_fingerprint,
     record_signoff,
     signoff_status,
 )
+from crmmigrator_gui.engine.run.load import load
+from crmmigrator_gui.engine.run.sample import select_sample
+from tests.engine.conftest import SIGNOFF_BY, sign_off_for_tests
 
 
 def _a_mapped_row(project) -> dict:
@@ -24,7 +29,8 @@ def _a_mapped_row(project) -> dict:
     )[0]
 
 
-def test_no_signoff_blocks_with_exit_3(mapped_project) -> None:
+def test_no_signoff_blocks_with_exit_3(unsigned_project) -> None:
+    mapped_project = unsigned_project
     status = signoff_status(mapped_project)
     assert status == {"valid": False, "signoff": None, "reason": "no sample has been signed off yet"}
     with pytest.raises(BlockedError) as caught:
@@ -32,7 +38,8 @@ def test_no_signoff_blocks_with_exit_3(mapped_project) -> None:
     assert caught.value.exit_code == 3
 
 
-def test_signoff_is_recorded_with_who_and_audited(mapped_project) -> None:
+def test_signoff_is_recorded_with_who_and_audited(unsigned_project) -> None:
+    mapped_project = unsigned_project
     signed = record_signoff(mapped_project, "Dana Customer", sample_run_id=None)
     status = signoff_status(mapped_project)
     assert status["valid"] is True
@@ -45,7 +52,8 @@ def test_signoff_is_recorded_with_who_and_audited(mapped_project) -> None:
         record_signoff(mapped_project, "   ")
 
 
-def test_a_map_change_after_signoff_invalidates_it(mapped_project) -> None:
+def test_a_map_change_after_signoff_invalidates_it(unsigned_project) -> None:
+    mapped_project = unsigned_project
     record_signoff(mapped_project, "Dana Customer")
     row = _a_mapped_row(mapped_project)
     maps.retarget_row(mapped_project, row["id"], f"{row['target_entity']}.description", actor="consultant")
@@ -77,3 +85,49 @@ def test_transform_and_value_changes_change_the_fingerprint_but_notes_do_not(map
             "UPDATE value_maps SET target_label = 'Something else' WHERE rowid = (SELECT MIN(rowid) FROM value_maps)"
         )
         assert map_fingerprint(mapped_project) != after_transform
+
+
+# ---------------------------------------------------------------------------------------------- the load's gate
+
+
+def test_the_full_load_refuses_without_a_signoff_and_writes_nothing(unsigned_project) -> None:
+    project = unsigned_project
+    runs, audits = project.scalar("SELECT COUNT(*) FROM runs"), project.scalar("SELECT COUNT(*) FROM audit")
+    with pytest.raises(BlockedError) as caught:
+        load(project)
+    assert caught.value.exit_code == 3
+    assert str(caught.value) == "no valid sign-off: no sample has been signed off yet"
+    assert "\n" not in str(caught.value)
+    assert project.scalar("SELECT COUNT(*) FROM runs") == runs  # refused before a run was opened
+    assert project.scalar("SELECT COUNT(*) FROM audit") == audits
+
+
+def test_a_transform_changed_after_the_signoff_blocks_the_load_until_signed_again(unsigned_project) -> None:
+    project = unsigned_project
+    sign_off_for_tests(project)
+    row = project.query(
+        "SELECT id FROM field_maps WHERE source_object = 'customers' AND source_field = 'Phone' "
+        "AND target_entity = 'contact' AND target_field = 'telephone1'"
+    )[0]
+    assert set_transform(project, row["id"], {"type": "phone", "extension": "drop"}, actor="consultant")["changed"]
+    with pytest.raises(BlockedError, match=f"no valid sign-off: the map changed after the sign-off by {SIGNOFF_BY}"):
+        load(project)
+    assert project.scalar("SELECT COUNT(*) FROM runs") == 0
+    sign_off_for_tests(project)  # the customer signs off the changed map
+    result = load(project)
+    assert result.kind == "load"
+    assert result.status == "completed"
+    assert sum(o["created"] for o in result.objects) > 0
+
+
+def test_a_sample_subset_loads_without_a_signoff_but_is_no_signoff_itself(unsigned_project) -> None:
+    project = unsigned_project
+    subset = select_sample(project, 100, seed=1)
+    sampled = sum(len(ids) for ids in subset.values())
+    result = load(project, subset=subset)
+    assert result.kind == "sample"
+    assert result.status == "completed"
+    assert sum(o["created"] for o in result.objects) == sampled > 0
+    assert signoff_status(project)["valid"] is False  # loading a sample signs nothing off
+    with pytest.raises(BlockedError, match="no valid sign-off"):
+        load(project)

@@ -9,7 +9,7 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from crmmigrator_gui.engine.errors import MigratorError, UsageError
+from crmmigrator_gui.engine.errors import BlockedError, MigratorError, UsageError
 from crmmigrator_gui.engine.mapping.editing import (
     describe_object,
     preview_object,
@@ -23,7 +23,7 @@ from crmmigrator_gui.engine.mapping.signoff import map_fingerprint
 from crmmigrator_gui.engine.mapping.transforms import merge_groups, validate
 from crmmigrator_gui.engine.plan.payloads import BuildError, FieldRule, PayloadBuilder
 from crmmigrator_gui.engine.run.load import load
-from tests.engine.conftest import open_sandbox
+from tests.engine.conftest import open_sandbox, sign_off_for_tests
 
 
 def _row_id(project, obj, field, entity, target):
@@ -110,6 +110,9 @@ def test_set_transform_is_audited_and_the_load_sends_what_the_preview_shows(mapp
     assert shown
     assert all(p["raw"].startswith(("Preferred technician=", "Gate code=")) and not p["error"] for p in shown)
 
+    with pytest.raises(BlockedError, match="map changed after the sign-off"):
+        load(project)  # the fixture's sign-off was given before these edits
+    sign_off_for_tests(project)
     result = load(project)
     assert result.status == "completed"
     read = _Reader(project)

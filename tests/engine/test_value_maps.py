@@ -25,7 +25,7 @@ from crmmigrator_gui.engine.target.dataverse import DataverseClient
 from crmmigrator_gui.engine.target.salesforce import SalesforceClient
 from crmmigrator_gui.sandbox.dataverse.app import DataverseSandbox
 from crmmigrator_gui.sandbox.salesforce.app import SalesforceSandbox
-from tests.engine.conftest import confirmed_project
+from tests.engine.conftest import confirmed_project, sign_off_for_tests
 
 COLUMN = {
     "origin": "destination",
@@ -209,6 +209,9 @@ def test_an_unmapped_value_blocks_until_a_new_option_is_added_and_then_it_loads(
         ("consultant", "map value"),
     }
 
+    with pytest.raises(BlockedError, match="map changed after the sign-off"):
+        load(mapped_project)  # the new value decision is not what was signed off
+    sign_off_for_tests(mapped_project)
     second = load(mapped_project)
     assert second.status == "completed", second.failures[:3]
     bookings = next(o for o in second.objects if o["source_object"] == "bookings")
@@ -226,6 +229,7 @@ def test_an_unmapped_value_blocks_until_a_new_option_is_added_and_then_it_loads(
     values.refresh_options(mapped_project)
     values.set_value(mapped_project, reproposed["id"], str(twin), actor="consultant")  # chosen by its value
     assert _row(mapped_project, "bookings", "Awaiting Parts")["target_value"] == str(twin)
+    sign_off_for_tests(mapped_project)  # the value changed: sign the map off again
     assert load(mapped_project).status == "completed"
     with dataverse(mapped_project) as client:
         rows = list(client.query(meta.entity_set, select=["new_sourcesystemid"], filter=f"new_jobstatus eq {twin}"))
@@ -244,6 +248,7 @@ def test_an_option_for_a_column_not_created_yet_is_planned_then_pinned_after_sch
     kept = _row(mapped_project, "bookings", "Pending")
     assert (kept["status"], kept["target_label"], kept["target_value"]) == ("confirmed", "On Hold", None)
 
+    sign_off_for_tests(mapped_project)  # the map changed after the fixture's sign-off
     assert load(mapped_project).status == "completed"  # schema apply creates the option from the value map
     pinned = values.refresh_options(mapped_project, actor="consultant")
     assert pinned["lost"] == 0
@@ -331,6 +336,7 @@ def test_salesforce_custom_picklist_takes_a_new_value_that_then_loads(sf_project
     run_automap(sf_project)
     picked = values.set_value(sf_project, _row(sf_project, "invoices", "Disputed")["id"], "in dispute")
     assert (picked["target_label"], picked["target_value"]) == ("In Dispute", "In_Dispute")
+    sign_off_for_tests(sf_project)  # the value decisions changed the map after the fixture's sign-off
     result = load(sf_project)
     assert result.status == "completed", result.failures[:3]
     with salesforce(sf_project) as client:  # a fresh sandbox object: the changes were replayed from its log

@@ -10,6 +10,7 @@ import pytest
 
 from crmmigrator_gui.engine.demo.octopuspro import generate_export
 from crmmigrator_gui.engine.mapping.maps import accept, run_automap
+from crmmigrator_gui.engine.mapping.signoff import record_signoff
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.report.files import render_html, write_report
 from crmmigrator_gui.engine.report.report import build_report
@@ -32,6 +33,7 @@ def report(tmp_path, monkeypatch):
     import_paths(project, export.files)
     run_automap(project)
     accept(project, actor="tester")
+    record_signoff(project, "test fixture", note="GUI test: the Sample page is driven in test_sample_page.py")
     load(project)
     yield build_report(project)
     project.close()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from crmmigrator_gui.engine.demo.octopuspro import generate_export
 from crmmigrator_gui.engine.mapping.maps import accept, run_automap
+from crmmigrator_gui.engine.mapping.signoff import record_signoff
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.report.audit import AuditFilter, count_entries, search
 from crmmigrator_gui.engine.report.report import build_report
@@ -41,6 +42,7 @@ def _loaded(tmp_path: Path, name: str = "acme", *, second_run: bool = False) -> 
         import_paths(project, export.files)
         run_automap(project)
         accept(project, actor="tester")
+        record_signoff(project, "test fixture", note="GUI test: the Sample page is driven in test_sample_page.py")
         assert load(project).status == "completed"
         if second_run:
             sid, raw = next(project.iter_staged("customers"))

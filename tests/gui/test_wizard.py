@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QTableView, QWizard
 
 from crmmigrator_gui.engine.mapping import maps
+from crmmigrator_gui.engine.mapping.signoff import record_signoff
 from crmmigrator_gui.engine.project.store import Project
 from crmmigrator_gui.engine.source.importer import import_paths
 from crmmigrator_gui.gui.models import FieldMapModel, StagingPreviewModel
@@ -88,6 +89,7 @@ def test_full_migration_project_to_rollback(qtbot, wizard, driver, tmp_path, sam
     assert all(row.bar.value() == row.bar.maximum() for row in loader.rows.values())
     assert next_button.isEnabled()
     driver.next()
+    driver.delta()  # the optional Delta step: skipped
 
     # Results: counts equal the source counts
     results = wizard.results_page
@@ -145,6 +147,12 @@ def test_load_button_disabled_until_map_confirmed(wizard, driver, tmp_path, samp
 
     driver.click(mapper.confirm_all_button)
     assert maps.is_confirmed(project)
+    wizard.load_page.initializePage()  # confirmed, but no sample signed off: still refused
+    assert not wizard.load_page.load_button.isEnabled()
+    assert "no valid sign-off" in wizard.load_page.gate.text()
+    wizard.load_page.start_load()
+    assert wizard.load_page.runner.worker is None
+    record_signoff(project, "test fixture", note="GUI test: the Sample page is driven in test_sample_page.py")
     wizard.load_page.initializePage()
     assert wizard.load_page.load_button.isEnabled()
 
