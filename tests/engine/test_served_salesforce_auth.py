@@ -17,7 +17,8 @@ def test_served_salesforce_sandbox_connects_without_a_stored_secret(tmp_path):
         connection.configure(project, "target", url=url, auth="sandbox", tenant=None, client_id=None,
                              token_url=None, username=None, secret=None)
         info = connection.test_connection(project)
-        assert info["ok"] and info["user_id"].startswith("005")
+        assert info["ok"]
+        assert info["user_id"].startswith("005")
         assert keyring.get_password("crmmigrator", f"{project.path}:target") is None  # nothing stored
         with connection.destination(project) as client:
             for _ in range(6):
