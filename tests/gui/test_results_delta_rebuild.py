@@ -32,7 +32,8 @@ from crmmigrator_gui.engine.run.load import load
 from crmmigrator_gui.engine.source import extract as extract_pkg
 from crmmigrator_gui.engine.source.importer import import_paths
 from crmmigrator_gui.engine.target.connection import embedded_source_path
-from crmmigrator_gui.gui.pages.results_reconcile import DELTA_COLUMNS, PLAYBOOK_KIND
+from crmmigrator_gui.gui.pages.results_rebuild import PLAYBOOK_KIND
+from crmmigrator_gui.gui.pages.results_reconcile import DELTA_COLUMNS
 from crmmigrator_gui.gui.wizard import MigratorWizard
 from crmmigrator_gui.paths import resources_dir
 from crmmigrator_gui.sandbox.servicetitan.app import ServiceTitanSandbox

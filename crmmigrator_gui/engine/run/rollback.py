@@ -13,7 +13,7 @@ when its modified time is later than our last touch of it by more than :data:`TO
 in which we ourselves were writing: our own later writes move other records' modified time too (new
 invoice lines re-total the invoice, deleting children touches the parent), so a change made *during*
 one of our runs is only caught by the field check. Touch times are the destination's clock (see
-:func:`~.load.server_now`), so clock skew between this machine and the server does not matter.
+:func:`~.ledger.server_now`), so clock skew between this machine and the server does not matter.
 
 A changed record is refused (neither restored nor deleted), listed in ``RunResult.failures`` with
 what differs (ours → theirs) and who changed it when, and the run ends ``rollback_incomplete``:
@@ -37,7 +37,8 @@ from typing import Any
 from crmmigrator_gui.engine.errors import DestinationError, MigratorError
 from crmmigrator_gui.engine.progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
 from crmmigrator_gui.engine.project.store import Project, current_actor
-from crmmigrator_gui.engine.run.load import _near, _same, _state_op, server_now
+from crmmigrator_gui.engine.run.ledger import server_now
+from crmmigrator_gui.engine.run.load import _near, _same, _state_op
 from crmmigrator_gui.engine.run.results import RunResult, summarize
 from crmmigrator_gui.engine.target.batch import BatchOp
 from crmmigrator_gui.engine.target.connection import destination
@@ -87,9 +88,9 @@ def rollback(
     run that could not be rolled back completely."""
     rollback_run: Any = _rollback_run
     if project.target == "salesforce":
-        from crmmigrator_gui.engine.run import load_salesforce
+        from crmmigrator_gui.engine.run import rollback_salesforce
 
-        rollback_run = load_salesforce._rollback_run
+        rollback_run = rollback_salesforce._rollback_run
     cancel = cancel or CancelToken()
     who = actor or current_actor()
     results: list[RunResult] = []

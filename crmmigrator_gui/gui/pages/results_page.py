@@ -42,7 +42,8 @@ from crmmigrator_gui.engine.run.rollback import rollback
 from crmmigrator_gui.engine.source.extract.definitions import read_definitions, stored_definitions
 from crmmigrator_gui.gui.pages.audit_view import AuditView
 from crmmigrator_gui.gui.pages.base import BasePage, hint, set_banner
-from crmmigrator_gui.gui.pages.results_reconcile import COUNT_COLUMNS, FAILURE_COLUMNS, RebuildView, ReconcileView
+from crmmigrator_gui.gui.pages.results_rebuild import RebuildView
+from crmmigrator_gui.gui.pages.results_reconcile import COUNT_COLUMNS, FAILURE_COLUMNS, ReconcileView
 from crmmigrator_gui.gui.pages.results_runs import RollbackPanel, run_summaries
 from crmmigrator_gui.gui.widgets import heading
 

@@ -1,9 +1,9 @@
-"""The Reconciliation tab (counts per object, field totals read back, picklist distributions, failures, the delta
-runs) and the Rebuild reference tab (what cannot migrate as data, with its recommended rebuild path).
+"""The Reconciliation tab: counts per object, field totals read back, picklist distributions, failures, the delta
+runs. (The Rebuild reference tab is :mod:`.results_rebuild`.)
 
-Everything shown comes from plain dicts the engine built on a worker (``build_report``, ``rebuild_package``); this
-module only presents them. Money arrives as exact decimal strings and is shown with thousands separators, never
-through a float.
+Everything shown comes from the plain dict the engine built on a worker (``build_report``); this module only
+presents it. Money arrives as exact decimal strings and is shown with thousands separators, never through a
+float.
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QAbstractScrollArea,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
-    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTableView,
@@ -28,7 +25,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from crmmigrator_gui.engine.report.rebuild import EFFORT_RULE, KIND_TITLES
 from crmmigrator_gui.engine.run.results import explain
 from crmmigrator_gui.gui.models import Column, Index, RecordsModel
 from crmmigrator_gui.gui.pages.base import hint
@@ -90,24 +86,6 @@ DELTA_CHANGES = ("new", "changed", "unchanged", "deleted", "deleted_applied", "d
 DELTA_WRITES = ("created", "updated", "failed")
 #: Objects with any of these come first in their run: the ones that only stayed the same sink to the bottom.
 DELTA_COLUMNS_ACTIVE = ("new", "changed", "deleted", *DELTA_WRITES)
-REBUILD_SUMMARY_COLUMNS = [
-    Column("kind_text", "Kind"),
-    Column("count", "Items", numeric=True),
-    Column("active", "Active", numeric=True),
-    Column("S", "Effort S", numeric=True),
-    Column("M", "Effort M", numeric=True),
-    Column("L", "Effort L", numeric=True),
-]
-REBUILD_ITEM_COLUMNS = [
-    Column("kind_text", "Kind"),
-    Column("name", "Item"),
-    Column("object_text", "Applies to"),
-    Column("status", "Status"),
-    Column("effort", "Effort"),
-    Column("rebuild_path", "Recommended rebuild"),
-]
-#: The playbook's items: configuration no export or API carries (the source's own definitions have their kind).
-PLAYBOOK_KIND = "Not exported"
 
 #: Verdict → (text colour, background): the Pre-flight page's severity colours.
 VERDICT_COLOURS = {
@@ -287,77 +265,6 @@ def delta_line(group: dict[str, Any]) -> str:
     return text
 
 
-def _details_text(details: dict[str, Any]) -> str:
-    """A definition's details on one line; trigger code is counted, not shown (it is in the package's JSON)."""
-    parts = []
-    for key, value in details.items():
-        if key == "body":
-            value = f"{len(str(value).splitlines())} lines of code (see the JSON)"
-        elif isinstance(value, list):
-            value = ", ".join(str(v) for v in value)
-        elif isinstance(value, bool):
-            value = "yes" if value else "no"
-        parts.append(f"{key.replace('_', ' ')}: {value}")
-    return "; ".join(parts)
-
-
-def rebuild_item_rows(package: dict[str, Any]) -> list[dict[str, Any]]:
-    """The source's definitions (by kind, with their rebuild path and effort), then the playbook's items."""
-    rows = []
-    for entry in package.get("inventory") or []:
-        obj, dest = entry.get("object"), entry.get("destination_entity")
-        active = entry.get("active")
-        rows.append(
-            {
-                **entry,
-                "kind_text": KIND_TITLES.get(entry["kind"], entry["kind"].replace("_", " ")),
-                "object_text": f"{obj} → {dest}" if obj and dest else (obj or ""),
-                "status": "" if active is None else ("active" if active else "inactive"),
-                "notes": _details_text(entry.get("details") or {}),
-            }
-        )
-    for item in package.get("rebuild") or []:
-        rows.append(
-            {
-                "kind": "playbook",
-                "kind_text": PLAYBOOK_KIND,
-                "name": item.get("item") or "",
-                "object_text": item.get("destination") or "",
-                "status": "",
-                "effort": "",
-                "rebuild_path": item.get("rebuild_path") or item.get("destination") or "",
-                "notes": item.get("why") or "",
-            }
-        )
-    return rows
-
-
-def rebuild_summary_rows(package: dict[str, Any]) -> list[dict[str, Any]]:
-    """Counts per kind (the package's summary), plus the playbook's items, which have no effort hint."""
-    rows = [
-        {"kind": kind, "kind_text": KIND_TITLES.get(kind, kind.replace("_", " ")), **counts}
-        for kind, counts in (package.get("summary") or {}).items()
-    ]
-    if package.get("rebuild"):
-        rows.append({"kind": "playbook", "kind_text": PLAYBOOK_KIND, "count": len(package["rebuild"])})
-    return rows
-
-
-def definitions_note(package: dict[str, Any]) -> tuple[str, bool]:
-    """What the package can say about the source's definitions, and whether the consultant should act on it."""
-    status = package.get("definitions") or {}
-    kind = status.get("status")
-    if kind == "read":
-        count = len(package.get("inventory") or [])
-        text = f"Read from {status.get('platform')} on {moment_text(status.get('read_at'))}: {count:,} definition(s)."
-        extra = [f"Not read: {w}" for w in status.get("warnings") or []]
-        extra += [f"Not exposed: {n}" for n in status.get("not_exposed") or []]
-        return " ".join([text, *extra]), bool(status.get("warnings"))
-    if kind == "not_exposed":
-        return f"The source exposes no definitions: {status.get('why')}", False
-    return f"The source's definitions are not read yet: {status.get('why')}.", True
-
-
 class VerdictModel(RecordsModel):
     """Field totals: the verdict cell and the row's difference in the verdict's colours."""
 
@@ -371,7 +278,8 @@ class VerdictModel(RecordsModel):
         return super().data(index, role)
 
 
-def _table(model: RecordsModel, *, stretch_last: bool = True) -> QTableView:
+def table_view(model: RecordsModel, *, stretch_last: bool = True) -> QTableView:
+    """A results table as both tabs show them: no row numbers, one row selectable."""
     view = QTableView()
     configure_table(view)
     view.setModel(model)
@@ -381,7 +289,8 @@ def _table(model: RecordsModel, *, stretch_last: bool = True) -> QTableView:
     return view
 
 
-def _fit(view: QTableView, widths: list[int]) -> None:
+def fit_columns(view: QTableView, widths: list[int]) -> None:
+    """Starting widths of the first columns (the user may resize them)."""
     header = view.horizontalHeader()
     for section, width in enumerate(widths):
         header.resizeSection(section, width)
@@ -393,7 +302,7 @@ class ReconcileView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.counts_model = RecordsModel(COUNT_COLUMNS, self)
-        self.counts_view = _table(self.counts_model, stretch_last=False)
+        self.counts_view = table_view(self.counts_model, stretch_last=False)
         self.counts_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         header = self.counts_view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -401,8 +310,8 @@ class ReconcileView(QWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
 
         self.totals_model = VerdictModel(TOTAL_COLUMNS, self)
-        self.totals_view = _table(self.totals_model)
-        _fit(self.totals_view, [190, 230, 110, 120, 150, 90, 110])
+        self.totals_view = table_view(self.totals_model)
+        fit_columns(self.totals_view, [190, 230, 110, 120, 150, 90, 110])
         self.read_back_note = hint(QLabel(""))
         self.read_back_note.setWordWrap(True)
         totals_page = QWidget()
@@ -412,12 +321,12 @@ class ReconcileView(QWidget):
         totals_layout.addWidget(self.read_back_note)
 
         self.distributions_model = RecordsModel(DISTRIBUTION_COLUMNS, self)
-        self.distributions_view = _table(self.distributions_model, stretch_last=False)
-        _fit(self.distributions_view, [230, 150, 300, 90, 90, 100, 90])
+        self.distributions_view = table_view(self.distributions_model, stretch_last=False)
+        fit_columns(self.distributions_view, [230, 150, 300, 90, 90, 100, 90])
 
         self.failures_model = RecordsModel(FAILURE_COLUMNS, self)
-        self.failures_view = _table(self.failures_model)
-        _fit(self.failures_view, [120, 150, 80, 110])
+        self.failures_view = table_view(self.failures_model)
+        fit_columns(self.failures_view, [120, 150, 80, 110])
         self.no_failures = QLabel("No failures: every source record reached the destination.")
         self.no_failures.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.no_failures.setStyleSheet("color:#1c5e33;")
@@ -432,7 +341,7 @@ class ReconcileView(QWidget):
         self.details.addTab(self.failures_stack, "Failures")
 
         self.delta_model = RecordsModel(DELTA_COLUMNS, self)
-        self.delta_view = _table(self.delta_model, stretch_last=False)
+        self.delta_view = table_view(self.delta_model, stretch_last=False)
         self.delta_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         delta_header = self.delta_view.horizontalHeader()
         delta_header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -526,89 +435,3 @@ class ReconcileView(QWidget):
         pending = len(groups) - runs
         title = f"Delta ({runs} run{'' if runs == 1 else 's'}"
         self.details.setTabText(self.delta_tab, title + (f", {pending} not applied)" if pending else ")"))
-
-
-class RebuildView(QWidget):
-    """A read-only preview of the rebuild reference package: counts per kind, then every item with its path.
-
-    Built from ``rebuild_package`` on the worker (offline); the files themselves are written by the page's
-    "Rebuild package…" button, which may read the source's definitions first.
-    """
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.package: dict[str, Any] | None = None
-        self.source_note = QLabel("")
-        self.source_note.setWordWrap(True)
-        self.source_note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.effort_note = hint(QLabel(f"Effort hint — {EFFORT_RULE}"))
-        self.effort_note.setWordWrap(True)
-        self.effort_note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.summary_model = RecordsModel(REBUILD_SUMMARY_COLUMNS, self)
-        self.summary_view = _table(self.summary_model, stretch_last=False)
-        self.summary_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.summary_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        # As small as its counts: the notes sit beside it, and the items below get the height.
-        self.summary_view.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
-        self.summary_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.summary_view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.summary_view.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.items_model = RecordsModel(REBUILD_ITEM_COLUMNS, self)
-        self.items_view = _table(self.items_model)
-        # The recommended rebuild is what the admin reads: wrapped in full, never cut off.
-        self.items_view.setWordWrap(True)
-        self.items_view.setTextElideMode(Qt.TextElideMode.ElideNone)
-        _fit(self.items_view, [150, 210, 140, 62, 50])
-        rows = self.items_view.verticalHeader()
-        rows.setMinimumSectionSize(rows.defaultSectionSize())  # wrapped rows grow; short ones keep the grid's height
-        # Why an item is listed, or what the source says about it, can run long: shown for the selected item.
-        self.item_detail = QLabel("")
-        self.item_detail.setWordWrap(True)
-        self.item_detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.item_detail.setTextFormat(Qt.TextFormat.PlainText)
-        self.items_view.selectionModel().currentRowChanged.connect(self._show_item)
-        # Wrapped rows are measured at the column widths they end up with (the tab is laid out after the data).
-        self._fit_rows = QTimer(self)
-        self._fit_rows.setSingleShot(True)
-        self._fit_rows.timeout.connect(self.items_view.resizeRowsToContents)
-        self.items_view.horizontalHeader().sectionResized.connect(lambda *_: self._fit_rows.start(0))
-
-        notes = QVBoxLayout()
-        notes.addWidget(self.source_note)
-        notes.addWidget(self.effort_note)
-        notes.addStretch(1)
-        top = QHBoxLayout()
-        top.addWidget(self.summary_view, 0, Qt.AlignmentFlag.AlignTop)
-        top.addSpacing(8)
-        top.addLayout(notes, 1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.addLayout(top)
-        layout.addWidget(self.items_view, 1)
-        layout.addWidget(self.item_detail)
-
-    def show_package(self, package: dict[str, Any]) -> None:
-        self.package = package
-        note, act = definitions_note(package)
-        self.source_note.setText(note)
-        self.source_note.setStyleSheet("color:#6b4a00;" if act else "")
-        summary = rebuild_summary_rows(package)
-        total = {
-            "kind_text": "Total",
-            **{c.key: sum(int(r.get(c.key) or 0) for r in summary) for c in REBUILD_SUMMARY_COLUMNS if c.numeric},
-        }
-        self.summary_model.set_rows(summary, total=total if len(summary) > 1 else None)
-        self.items_model.set_rows(rebuild_item_rows(package))
-        self._fit_rows.start(0)
-        if self.items_model.rowCount():
-            self.items_view.selectRow(0)
-        self.item_detail.setVisible(bool(self.items_model.rowCount()))
-        self.effort_note.setVisible(bool(package.get("inventory")))
-
-    def _show_item(self, current: Index, _previous: Index) -> None:
-        if not current.isValid():
-            self.item_detail.setText("")
-            return
-        row = self.items_model.row(current.row())
-        label = "Why" if row["kind"] == "playbook" else "Details"
-        self.item_detail.setText(f"{row['name']} — {label}: {row['notes'] or '—'}")
