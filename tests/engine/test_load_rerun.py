@@ -90,7 +90,9 @@ def test_rerun_writes_only_the_fixed_failures_then_picks_up_a_changed_row(mapped
     assert [(op, n) for op, _t, n in calls if op != "find"] == [("create", referenced)]
     written = project.query("SELECT source_id FROM crosswalk WHERE run_id = ? AND action = 'created'", (second.run_id,))
     assert {r["source_id"] for r in written} == failed_ids
-    assert second.requests < first.requests / 5
+    # What remains is per run, not per record: the destination's metadata for the tables the payloads
+    # reference (every carried record is still built, to compare what it would send), plus the payments' writes.
+    assert second.requests < first.requests / 4
     assert set(keys_at_destination(project, "new_payment").values()) == {1}
     assert len(keys_at_destination(project, "new_payment")) == project.staged_count("payments")
 
@@ -133,8 +135,8 @@ def test_recheck_reads_everything_and_a_rolled_back_run_is_not_carried(mapped_pr
 
     calls.clear()
     carried = load(project, batch_size=25)
-    assert not calls
-    assert carried.requests < 10
+    assert not calls  # no record read or written …
+    assert carried.requests < 50  # … only per-run metadata reads (payloads are rebuilt to compare)
     _balanced(carried)
 
     # Roll back the runs that carried and the first load: nothing stands any more, so the next load writes

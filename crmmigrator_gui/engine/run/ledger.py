@@ -15,7 +15,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -125,6 +125,22 @@ def record_hash(raw: dict[str, Any], members: Sequence[tuple[str, dict[str, Any]
         return row_hash(raw)
     joined = "|".join(f"{sid}={row_hash(member)}" for sid, member in sorted(members, key=lambda m: m[0]))
     return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def content_hash(row_digest: str, payload: Any) -> str:
+    """What a record's outcome was built from: its staged row(s) AND the payload they produced. The payload
+    covers what the row alone does not — values taken from a parent row (a contact's last name falling back to
+    its customer's street), lookups re-pointed to a re-created parent, a changed transform — so a new load
+    carries a record only when it would send exactly what it sent before."""
+    shape = {
+        name: getattr(payload, name)
+        for name in ("key", "body", "binds", "post_state", "refs", "insert_only", "title", "filename", "parent_id")
+        if hasattr(payload, name)
+    }
+    if isinstance(getattr(payload, "data", None), bytes):
+        shape["data"] = hashlib.sha256(payload.data).hexdigest()
+    text = json.dumps(shape, sort_keys=True, default=lambda o: asdict(o) if is_dataclass(o) else str(o))
+    return hashlib.sha256(f"{row_digest}|{text}".encode()).hexdigest()
 
 
 class LedgerRunner:
@@ -327,18 +343,18 @@ class LedgerRunner:
                 state.already += len(ids)
                 continue
             batch.members[source_id] = ids
-            batch.hashes[source_id] = record_hash(raw, members)
-            standing = carry.get(source_id)
-            if standing is not None and standing[1] == batch.hashes[source_id]:
-                outcomes[source_id] = Outcome("unchanged", standing[0])
-                self.carried.add((part.entity, self.builder.key(part, source_id)))
+            try:
+                payload = build(source_id, raw, [m[1] for m in members] if members else None)
+            except Skip as exc:
+                outcomes[source_id] = Outcome("skipped", code=exc.code, message=str(exc))
+            except BuildError as exc:
+                outcomes[source_id] = Outcome("failed", code=exc.code, message=explain(exc.code, str(exc)))
             else:
-                try:
-                    payload = build(source_id, raw, [m[1] for m in members] if members else None)
-                except Skip as exc:
-                    outcomes[source_id] = Outcome("skipped", code=exc.code, message=str(exc))
-                except BuildError as exc:
-                    outcomes[source_id] = Outcome("failed", code=exc.code, message=explain(exc.code, str(exc)))
+                batch.hashes[source_id] = content_hash(record_hash(raw, members), payload)
+                standing = carry.get(source_id)
+                if standing is not None and standing[1] == batch.hashes[source_id]:
+                    outcomes[source_id] = Outcome("unchanged", standing[0])
+                    self.carried.add((part.entity, self.builder.key(part, source_id)))
                 else:
                     batch.items.append((source_id, payload))
             if full(batch, outcomes):
@@ -393,8 +409,9 @@ class LedgerRunner:
         self.cancel.checkpoint(on_pause)
 
     def _carry(self, part: Part) -> dict[str, tuple[str, str]]:
-        """Record id -> (destination id, row hash) of the part's records a new full load may carry as unchanged
-        without a request (the caller still compares the row hash with the staged row's).
+        """Record id -> (destination id, content hash) of the part's records a new full load may carry as
+        unchanged without a request (the caller still compares the hash with the one of the row and payload it
+        builds now, see :func:`content_hash`).
 
         A record qualifies when its latest outcome — in a load, sample or delta run that was not rolled back,
         and not rolled back itself — was created, updated or unchanged; that run built it with the map of its
