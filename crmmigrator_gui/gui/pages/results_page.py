@@ -255,13 +255,13 @@ class ResultsPage(BasePage):
             )
         deltas = report.get("delta") or []
         applied = {d["run_id"]: d for d in deltas if d.get("run_id") and d["run_status"] != "rolled_back"}
-        if applied:  # the counts per object are the load run's: say where the delta's writes are counted
+        if applied:  # the counts per object include the deltas' writes (the load run overlaid): say so
             created = sum(d["totals"]["created"] for d in applied.values())
             updated = sum(d["totals"]["updated"] for d in applied.values())
             plural = "s" if len(applied) > 1 else ""
             self.subline.setText(
                 f"{self.subline.text()} Since then, delta run{plural} {', '.join(map(str, applied))}: "
-                f"{created:,} created, {updated:,} updated (see Delta below; the table counts the load run)."
+                f"{created:,} created, {updated:,} updated (included in the table above; see the Delta tab)."
             )
         self.reconcile.show_report(report)
         mismatches = sum(1 for t in report.get("field_totals") or [] if t.get("verdict") == "mismatch")

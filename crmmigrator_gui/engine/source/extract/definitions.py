@@ -318,7 +318,7 @@ def _read_servicetitan(project: Project, progress: ProgressCallback, cancel: Can
             "warnings": warnings,
             "not_exposed": [
                 "Dispatch Pro auto-dispatch, scoring rules and technician settings: ServiceTitan has no API for "
-                "them (reference source-platforms §1.1)."
+                "them."
             ],
         }
     finally:
